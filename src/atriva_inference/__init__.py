@@ -1,0 +1,53 @@
+"""atriva-inference: one API for OpenVINO, ONNX Runtime and TensorRT inference.
+
+>>> from atriva_inference import InferenceRuntime
+>>> runtime = InferenceRuntime(backend="openvino")
+>>> model = runtime.load_model(model_path="ir/model.xml", device="AUTO")  # doctest: +SKIP
+
+Importing this package imports no backend framework; a backend's package is imported
+when an :class:`InferenceRuntime` for it is created.
+"""
+
+from __future__ import annotations
+
+from .backends import BackendStatus, available_backends
+from .errors import (
+    BackendUnavailableError,
+    DeviceUnavailableError,
+    InferenceFailedError,
+    InferenceRuntimeError,
+    InferenceTimeoutError,
+    InvalidInputError,
+    ModelClosedError,
+    ModelLoadError,
+    RequestBusyError,
+)
+from .model import AsyncRequest, Model, Stream
+from .profiling import LayerRecord, Profile
+from .runtime import InferenceRuntime
+from .tensor import Tensor, TensorInfo
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncRequest",
+    "BackendStatus",
+    "BackendUnavailableError",
+    "DeviceUnavailableError",
+    "InferenceFailedError",
+    "InferenceRuntime",
+    "InferenceRuntimeError",
+    "InferenceTimeoutError",
+    "InvalidInputError",
+    "LayerRecord",
+    "Model",
+    "ModelClosedError",
+    "ModelLoadError",
+    "Profile",
+    "RequestBusyError",
+    "Stream",
+    "Tensor",
+    "TensorInfo",
+    "__version__",
+    "available_backends",
+]

@@ -1,0 +1,101 @@
+"""Backend registry: names map to ``"module:Class"`` and nothing heavy is imported until used."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+from typing import NamedTuple
+
+from ..errors import BackendUnavailableError
+from .base import Backend
+
+__all__ = ["BACKENDS", "BackendStatus", "available_backends", "create_backend"]
+
+
+class _Entry(NamedTuple):
+    target: str  # "module:Class"
+    packages: tuple[str, ...]  # import names the backend needs
+    extra: str  # pip extra that installs them
+
+
+BACKENDS: dict[str, _Entry] = {
+    "openvino": _Entry(
+        "atriva_inference.backends.openvino:OpenVINOBackend", ("openvino",), "openvino"
+    ),
+    "onnxruntime": _Entry(
+        "atriva_inference.backends.onnxruntime:ONNXRuntimeBackend", ("onnxruntime",), "onnxruntime"
+    ),
+    "tensorrt": _Entry(
+        "atriva_inference.backends.tensorrt:TensorRTBackend", ("tensorrt", "cuda"), "tensorrt"
+    ),
+}
+
+
+class BackendStatus(NamedTuple):
+    """Whether a backend can be used here, why (not), and the devices it sees."""
+
+    name: str
+    usable: bool
+    reason: str
+    devices: tuple[str, ...]
+
+
+def _install_hint(name: str) -> str:
+    return f"pip install 'atriva-inference[{BACKENDS[name].extra}]'"
+
+
+def _check_known(name: str) -> _Entry:
+    if not isinstance(name, str) or name.lower() not in BACKENDS:
+        raise BackendUnavailableError(
+            f"unknown backend {name!r}; known backends: {', '.join(BACKENDS)}"
+        )
+    return BACKENDS[name.lower()]
+
+
+def create_backend(name: str, *, cache_dir: Path | None = None) -> Backend:
+    """Import and instantiate a backend; missing packages raise with the extra to install."""
+    entry = _check_known(name)
+    name = name.lower()
+    for package in entry.packages:
+        if importlib.util.find_spec(package) is None:
+            try:  # fails at once; done only to chain the real ImportError
+                importlib.import_module(package)
+            except ImportError as exc:
+                raise BackendUnavailableError(
+                    f"backend '{name}' needs the '{package}' package, which is not installed: "
+                    f"{_install_hint(name)}"
+                ) from exc
+    module_name, class_name = entry.target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"backend '{name}' could not import its package ({exc}): {_install_hint(name)}"
+        ) from exc
+    backend_class: type[Backend] = getattr(module, class_name)
+    return backend_class(cache_dir=cache_dir)
+
+
+def available_backends() -> list[BackendStatus]:
+    """Each known backend: usable here or not, why, and the devices it sees.
+
+    This imports the installed backends' packages (to ask them for devices); a plain
+    ``import atriva_inference`` does not.
+    """
+    statuses = []
+    for name in BACKENDS:
+        try:
+            backend = create_backend(name)
+        except BackendUnavailableError as exc:
+            statuses.append(BackendStatus(name, False, str(exc), ()))
+            continue
+        try:
+            devices = tuple(backend.devices())
+        finally:
+            backend.close()
+        if devices:
+            statuses.append(BackendStatus(name, True, "installed", devices))
+        else:
+            statuses.append(BackendStatus(name, False, "installed, but sees no device here", ()))
+    return statuses

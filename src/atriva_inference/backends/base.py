@@ -1,0 +1,147 @@
+"""The narrow interface every backend implements.
+
+Everything that is the same for every backend -- input validation and casting, output
+wrapping, request pooling, async bookkeeping, streams, timing -- lives above this
+interface in :mod:`atriva_inference.model`. A backend only has to:
+
+* report the devices it sees (:meth:`Backend.devices`),
+* load a file onto one resolved device (:meth:`Backend.load` -> :class:`LoadedModel`),
+* create requests that run positional numpy inputs (:class:`BackendRequest`).
+
+Backends translate their own exceptions into :mod:`atriva_inference.errors` at this
+boundary, chaining the original (``raise ... from exc``).
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ..profiling import LayerRecord
+from ..tensor import TensorInfo
+
+__all__ = [
+    "Backend",
+    "BackendRequest",
+    "DoneCallback",
+    "LoadOptions",
+    "LoadedModel",
+    "RequestStats",
+]
+
+#: Called exactly once when an async inference ends: ``(outputs, None)`` or ``(None, error)``.
+DoneCallback = Callable[[list[np.ndarray] | None, BaseException | None], None]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What ``load_model`` asks of a backend, already validated."""
+
+    precision: str | None = None  # None = the model's own precision; else "FP32"/"FP16"/"BF16"
+    profiling: bool = False
+    cache_dir: Path | None = None
+
+
+@dataclass
+class RequestStats:
+    """Cheap counters a request keeps; only its current user touches them (no lock)."""
+
+    runs: int = 0
+    wall_ns: int = 0
+    device_ns: int = 0  # 0 when the backend has no measure of its own
+    layers: dict[tuple[str, str], LayerRecord] = field(default_factory=dict)
+
+
+class BackendRequest(ABC):
+    """One execution context: used by one thread at a time, reused across runs."""
+
+    def __init__(self) -> None:
+        self.stats = RequestStats()
+
+    @abstractmethod
+    def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run on C-contiguous arrays of the model's input dtypes, in input order.
+
+        Returns arrays the caller owns: never overwritten by a later run.
+        """
+
+    def infer_bound(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Like :meth:`infer` but may return views into buffers reused by the next run."""
+        return self.infer(inputs)
+
+    def start(self, inputs: Sequence[np.ndarray], on_done: DoneCallback) -> None:
+        """Begin an inference and return at once; ``on_done`` is called exactly once.
+
+        The default runs :meth:`infer` on a shared worker thread; backends with a native
+        asynchronous API override this.
+        """
+        _async_executor().submit(self._run_and_report, inputs, on_done)
+
+    def _run_and_report(self, inputs: Sequence[np.ndarray], on_done: DoneCallback) -> None:
+        try:
+            outputs = self.infer(inputs)
+        except BaseException as exc:  # reported to the waiter, never lost
+            on_done(None, exc)
+        else:
+            on_done(outputs, None)
+
+    def close(self) -> None:
+        """Release what the request holds; it is not used afterwards."""
+
+
+class LoadedModel(ABC):
+    """A model compiled for one device by one backend."""
+
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    device: str
+    precision: str
+    loaded_from_cache: bool = False
+    compile_ms: float = 0.0
+
+    @abstractmethod
+    def create_request(self) -> BackendRequest:
+        """A new, independent execution context."""
+
+    def close(self) -> None:
+        """Release the compiled model."""
+
+
+class Backend(ABC):
+    """A backend instance, owned by one :class:`~atriva_inference.InferenceRuntime`."""
+
+    name: ClassVar[str]
+    #: The ``pip install 'atriva-inference[extra]'`` that brings the backend's package.
+    extra: ClassVar[str]
+
+    @abstractmethod
+    def devices(self) -> list[str]:
+        """Canonical names of the devices present for this backend (``"CPU"``, ``"GPU.0"``)."""
+
+    @abstractmethod
+    def load(self, path: Path, device: str, options: LoadOptions) -> LoadedModel:
+        """Read and compile ``path`` on ``device`` (already resolved to a present one)."""
+
+    def close(self) -> None:
+        """Release backend-wide resources."""
+
+
+_executor_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+
+
+def _async_executor() -> ThreadPoolExecutor:
+    """One shared pool for backends without native async; created on first use."""
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(thread_name_prefix="atriva-async")
+    return _executor

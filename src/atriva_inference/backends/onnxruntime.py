@@ -1,0 +1,230 @@
+"""ONNX Runtime backend: ONNX models on the CPU (CUDA when onnxruntime-gpu and a GPU are present)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import onnxruntime as ort
+
+from ..dtypes import STRING
+from ..errors import (
+    DeviceUnavailableError,
+    InferenceFailedError,
+    InferenceRuntimeError,
+    InvalidInputError,
+    ModelLoadError,
+)
+from ..tensor import TensorInfo
+from .base import Backend, BackendRequest, LoadedModel, LoadOptions
+
+__all__ = ["ONNXRuntimeBackend"]
+
+# 'tensor(float)' -> numpy dtype as this runtime shows it to users.
+_NUMPY_DTYPES: dict[str, np.dtype] = {
+    "tensor(bool)": np.dtype(np.bool_),
+    "tensor(int8)": np.dtype(np.int8),
+    "tensor(int16)": np.dtype(np.int16),
+    "tensor(int32)": np.dtype(np.int32),
+    "tensor(int64)": np.dtype(np.int64),
+    "tensor(uint8)": np.dtype(np.uint8),
+    "tensor(uint16)": np.dtype(np.uint16),
+    "tensor(uint32)": np.dtype(np.uint32),
+    "tensor(uint64)": np.dtype(np.uint64),
+    "tensor(float16)": np.dtype(np.float16),
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(double)": np.dtype(np.float64),
+    "tensor(string)": STRING,
+    "tensor(bfloat16)": np.dtype(ml_dtypes.bfloat16),
+    "tensor(float8e4m3fn)": np.dtype(ml_dtypes.float8_e4m3fn),
+    "tensor(float8e4m3fnuz)": np.dtype(ml_dtypes.float8_e4m3fnuz),
+    "tensor(float8e5m2)": np.dtype(ml_dtypes.float8_e5m2),
+    "tensor(float8e5m2fnuz)": np.dtype(ml_dtypes.float8_e5m2fnuz),
+    "tensor(int4)": np.dtype(ml_dtypes.int4),
+    "tensor(uint4)": np.dtype(ml_dtypes.uint4),
+}
+
+_CPU = "CPUExecutionProvider"
+_CUDA = "CUDAExecutionProvider"
+
+
+@contextmanager
+def _translate(error: type[InferenceRuntimeError], context: str) -> Iterator[None]:
+    """The one place ONNX Runtime exceptions become ours (chained, never swallowed)."""
+    try:
+        yield
+    except InferenceRuntimeError:
+        raise
+    except Exception as exc:
+        if type(exc).__name__ == "InvalidArgument" and error is InferenceFailedError:
+            error = InvalidInputError
+        message = str(exc).replace("[ONNXRuntimeError] : ", "").strip()
+        raise error(f"{context}: {message}") from exc
+
+
+def _dims(shape: Sequence[Any] | None) -> tuple[int | None, ...] | None:
+    if shape is None:
+        return None
+    return tuple(dim if isinstance(dim, int) and dim >= 0 else None for dim in shape)
+
+
+def _describe(node: Any) -> TensorInfo:
+    dtype = _NUMPY_DTYPES.get(node.type)
+    if dtype is None:
+        raise ModelLoadError(
+            f"'{node.name}' has type {node.type}, which this runtime cannot exchange with numpy"
+        )
+    return TensorInfo(name=node.name, shape=_dims(node.shape), dtype=dtype)
+
+
+def _cpu_name() -> str:
+    """The CPU model, part of the cache key: optimized models can be CPU-specific."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class ONNXRuntimeBackend(Backend):
+    name = "onnxruntime"
+    extra = "onnxruntime"
+
+    def __init__(self, *, cache_dir: Path | None = None) -> None:
+        self._providers = ort.get_available_providers()
+
+    def devices(self) -> list[str]:
+        devices = ["CPU"]
+        if _CUDA in self._providers:
+            devices.append("GPU")
+        return devices
+
+    def load(self, path: Path, device: str, options: LoadOptions) -> LoadedModel:
+        suffix = path.suffix.lower()
+        if suffix in (".xml", ".bin"):
+            raise ModelLoadError(
+                f"backend 'onnxruntime' reads ONNX (.onnx), got OpenVINO IR '{path.name}': "
+                f"export ONNX from the source framework (torch.onnx.export, tf2onnx, "
+                f"paddle2onnx), or load the IR with InferenceRuntime(backend='openvino')"
+            )
+        if suffix not in (".onnx", ".ort"):
+            raise ModelLoadError(f"backend 'onnxruntime' reads ONNX (.onnx), got '{path.name}'")
+        if options.precision not in (None, "FP32"):
+            raise DeviceUnavailableError(
+                f"precision {options.precision} is not offered by ONNX Runtime on {device}: "
+                f"it runs the model's own precision (convert the model to FP16 beforehand, "
+                f"or use backend='openvino')"
+            )
+        providers = [_CUDA, _CPU] if device.startswith("GPU") else [_CPU]
+        started = time.perf_counter()
+        session, from_cache = self._create_session(path, providers, options)
+        compile_ms = (time.perf_counter() - started) * 1e3
+        active = session.get_providers()
+        if active[0] != providers[0]:
+            raise DeviceUnavailableError(
+                f"ONNX Runtime did not activate {providers[0]} for {device} "
+                f"(active: {', '.join(active)}); refusing to fall back silently"
+            )
+        return ONNXRuntimeModel(session, device, compile_ms, from_cache)
+
+    def _session_options(self, options: LoadOptions) -> Any:
+        session_options = ort.SessionOptions()
+        if options.profiling:
+            session_options.enable_profiling = True
+            session_options.profile_file_prefix = os.path.join(tempfile.gettempdir(), "atriva-ort")
+        return session_options
+
+    def _create_session(
+        self, path: Path, providers: list[str], options: LoadOptions
+    ) -> tuple[Any, bool]:
+        context = f"cannot load '{path}'"
+        if options.cache_dir is None or path.suffix.lower() == ".ort":
+            with _translate(ModelLoadError, context):
+                return ort.InferenceSession(
+                    str(path), self._session_options(options), providers=providers
+                ), False
+        cached = options.cache_dir / "onnxruntime" / f"{self._cache_key(path, providers)}.ort"
+        if cached.is_file():
+            with _translate(ModelLoadError, f"cannot load cached '{cached}' for '{path}'"):
+                return ort.InferenceSession(
+                    str(cached), self._session_options(options), providers=providers
+                ), True
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"{cached.stem}.{os.getpid()}.partial.ort")
+        session_options = self._session_options(options)
+        session_options.optimized_model_filepath = str(partial)
+        # ORT warns that the optimized file is hardware-specific; the cache key says so.
+        session_options.log_severity_level = 3
+        with _translate(ModelLoadError, context):
+            session = ort.InferenceSession(str(path), session_options, providers=providers)
+        if partial.is_file():
+            os.replace(partial, cached)  # atomic: a concurrent reader never sees half a file
+        return session, False
+
+    def _cache_key(self, path: Path, providers: list[str]) -> str:
+        digest = hashlib.sha256()
+        with open(path, "rb") as model_file:
+            for block in iter(lambda: model_file.read(1 << 20), b""):
+                digest.update(block)
+        digest.update("|".join([ort.__version__, ",".join(providers), _cpu_name()]).encode())
+        return digest.hexdigest()[:32]
+
+
+class ONNXRuntimeModel(LoadedModel):
+    def __init__(self, session: Any, device: str, compile_ms: float, from_cache: bool) -> None:
+        self._session = session
+        self.device = device
+        self.compile_ms = compile_ms
+        self.loaded_from_cache = from_cache
+        self.inputs = [_describe(node) for node in session.get_inputs()]
+        self.outputs = [_describe(node) for node in session.get_outputs()]
+        self.precision = _declared_precision(self.inputs + self.outputs)
+        self.input_names = [info.name for info in self.inputs]
+        self.output_names = [info.name for info in self.outputs]
+
+    def create_request(self) -> BackendRequest:
+        return ONNXRuntimeRequest(self)
+
+    def close(self) -> None:
+        self._session = None
+
+
+def _declared_precision(infos: Sequence[TensorInfo]) -> str:
+    """ONNX Runtime computes in the model's own types; name the float type it declares."""
+    names = {info.dtype.name for info in infos}
+    for dtype_name, precision in (("float32", "FP32"), ("float16", "FP16"), ("bfloat16", "BF16")):
+        if dtype_name in names:
+            return precision
+    return "FP32"
+
+
+class ONNXRuntimeRequest(BackendRequest):
+    """ONNX Runtime sessions are thread-safe: every request shares the model's session."""
+
+    def __init__(self, model: ONNXRuntimeModel) -> None:
+        super().__init__()
+        self._session = model._session
+        self._input_names = model.input_names
+        self._output_names = model.output_names
+
+    def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        started = time.perf_counter_ns()
+        with _translate(InferenceFailedError, "ONNX Runtime inference failed"):
+            outputs = self._session.run(self._output_names, dict(zip(self._input_names, inputs)))
+        self.stats.device_ns += time.perf_counter_ns() - started
+        return outputs
+
+    def close(self) -> None:
+        self._session = None

@@ -1,0 +1,306 @@
+"""OpenVINO backend: IR (.xml + .bin) and ONNX on CPU, GPU and NPU."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import openvino as ov
+from openvino import layout_helpers
+
+from ..dtypes import STRING
+from ..errors import (
+    DeviceUnavailableError,
+    InferenceFailedError,
+    InferenceRuntimeError,
+    ModelLoadError,
+)
+from ..profiling import LayerRecord
+from ..tensor import TensorInfo
+from .base import Backend, BackendRequest, DoneCallback, LoadedModel, LoadOptions
+
+__all__ = ["OpenVINOBackend"]
+
+# OpenVINO element type name -> numpy dtype as this runtime shows it to users.
+_NUMPY_DTYPES: dict[str, np.dtype] = {
+    "boolean": np.dtype(np.bool_),
+    "i8": np.dtype(np.int8),
+    "i16": np.dtype(np.int16),
+    "i32": np.dtype(np.int32),
+    "i64": np.dtype(np.int64),
+    "u8": np.dtype(np.uint8),
+    "u16": np.dtype(np.uint16),
+    "u32": np.dtype(np.uint32),
+    "u64": np.dtype(np.uint64),
+    "f16": np.dtype(np.float16),
+    "f32": np.dtype(np.float32),
+    "f64": np.dtype(np.float64),
+    "bf16": np.dtype(ml_dtypes.bfloat16),
+    "f8e4m3": np.dtype(ml_dtypes.float8_e4m3fn),
+    "f8e5m2": np.dtype(ml_dtypes.float8_e5m2),
+    "i4": np.dtype(ml_dtypes.int4),
+    "u4": np.dtype(ml_dtypes.uint4),
+    "string": STRING,
+}
+# numpy dtypes OpenVINO's Python API cannot take as they are: their bits go in through a
+# same-width carrier dtype wrapped in an ov.Tensor of the port's element type.
+_CARRIERS: dict[str, np.dtype] = {
+    "bfloat16": np.dtype(np.float16),
+    "float8_e4m3fn": np.dtype(np.uint8),
+    "float8_e5m2": np.dtype(np.uint8),
+}
+
+_PRECISION_HINTS = {"FP32": "f32", "FP16": "f16", "BF16": "bf16"}
+_PRECISION_NAMES = {"f32": "FP32", "f16": "FP16", "bf16": "BF16"}
+
+
+@contextmanager
+def _translate(error: type[InferenceRuntimeError], context: str) -> Iterator[None]:
+    """The one place OpenVINO exceptions become ours (chained, never swallowed)."""
+    try:
+        yield
+    except InferenceRuntimeError:
+        raise
+    except Exception as exc:
+        raise error(f"{context}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """OpenVINO messages start with a C++ source location; keep the lines that explain."""
+    lines = [
+        line.strip()
+        for line in str(exc).splitlines()
+        if line.strip() and not line.startswith(("Exception from", "Check '"))
+    ]
+    return " ".join(lines) or str(exc).strip() or type(exc).__name__
+
+
+def _layout_of(port: Any) -> str | None:
+    try:
+        layout = layout_helpers.get_layout(port)
+    except Exception:  # ports of compiled models from some plugins carry no rt_info
+        return None
+    if layout.empty:
+        return None
+    text = layout.to_string().strip("[]").replace(",", "")
+    return text.upper() if text.isalpha() else None
+
+
+def _describe_port(port: Any, index: int, prefix: str) -> TensorInfo:
+    names = port.get_names()
+    name = port.get_any_name() if names else f"{prefix}{index}"
+    partial = port.get_partial_shape()
+    shape = (
+        tuple(dim.get_length() if dim.is_static else None for dim in partial)
+        if partial.rank.is_static
+        else None
+    )
+    type_name = port.get_element_type().get_type_name()
+    dtype = _NUMPY_DTYPES.get(type_name)
+    if dtype is None:
+        raise ModelLoadError(
+            f"{prefix} '{name}' has element type {type_name}, which this runtime cannot "
+            f"exchange with numpy"
+        )
+    return TensorInfo(name=name, shape=shape, dtype=dtype, layout=_layout_of(port))
+
+
+class OpenVINOBackend(Backend):
+    name = "openvino"
+    extra = "openvino"
+
+    def __init__(self, *, cache_dir: Path | None = None) -> None:
+        self._core = ov.Core()
+        if cache_dir is not None:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            self._core.set_property({"CACHE_DIR": str(cache_dir)})
+
+    def devices(self) -> list[str]:
+        return list(self._core.available_devices)
+
+    def load(self, path: Path, device: str, options: LoadOptions) -> LoadedModel:
+        suffix = path.suffix.lower()
+        if suffix == ".xml":
+            weights = path.with_suffix(".bin")
+            if not weights.is_file():
+                raise ModelLoadError(
+                    f"OpenVINO IR '{path}' needs its weights file '{weights}', which is missing"
+                )
+        elif suffix != ".onnx":
+            raise ModelLoadError(
+                f"backend 'openvino' reads OpenVINO IR (.xml + .bin) or ONNX (.onnx), "
+                f"got '{path.name}'"
+            )
+        config = self._compile_config(device, options)
+        started = time.perf_counter()
+        with _translate(ModelLoadError, f"cannot load '{path}'"):
+            if options.cache_dir is not None:
+                # Compiling from the path lets a cache hit skip reading the model at all.
+                compiled = self._core.compile_model(str(path), device, config)
+            else:
+                compiled = self._core.compile_model(self._read(path), device, config)
+        compile_ms = (time.perf_counter() - started) * 1e3
+        return OpenVINOModel(compiled, device, options, compile_ms)
+
+    def _read(self, path: Path) -> Any:
+        if path.suffix.lower() == ".onnx":
+            # Ask the ONNX frontend only: read_model would try every frontend on a broken file.
+            frontend = ov.frontend.FrontEndManager().load_by_framework("onnx")
+            return frontend.convert(frontend.load(str(path)))
+        return self._core.read_model(str(path))
+
+    def _compile_config(self, device: str, options: LoadOptions) -> dict[str, Any]:
+        # The model's own precision by default: the CPU plugin would otherwise pick bf16 on
+        # CPUs with AVX-512 bf16 / AMX and change results silently.
+        precision = options.precision or "FP32"
+        if precision != "FP32":
+            capabilities = self._capabilities(device)
+            if precision not in capabilities:
+                raise DeviceUnavailableError(
+                    f"precision {precision} is not supported by OpenVINO on {device} "
+                    f"(its capabilities: {', '.join(capabilities) or 'none reported'})"
+                )
+        return {
+            "INFERENCE_PRECISION_HINT": _PRECISION_HINTS[precision],
+            "PERFORMANCE_HINT": "LATENCY",
+            "PERF_COUNT": options.profiling,
+        }
+
+    def _capabilities(self, device: str) -> list[str]:
+        with _translate(DeviceUnavailableError, f"cannot query {device}"):
+            return list(self._core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
+
+
+class OpenVINOModel(LoadedModel):
+    def __init__(self, compiled: Any, device: str, options: LoadOptions, compile_ms: float) -> None:
+        self._compiled = compiled
+        self.device = device
+        self.compile_ms = compile_ms
+        self.profiling = options.profiling
+        self.inputs = [_describe_port(p, i, "input") for i, p in enumerate(compiled.inputs)]
+        self.outputs = [_describe_port(p, i, "output") for i, p in enumerate(compiled.outputs)]
+        hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.precision = _PRECISION_NAMES.get(_type_name(hint), hint.upper())
+        try:
+            self.loaded_from_cache = bool(compiled.get_property("LOADED_FROM_CACHE"))
+        except RuntimeError:  # plugins that do not report it have not cached
+            self.loaded_from_cache = False
+        self.input_types = [compiled.input(i).get_element_type() for i in range(len(self.inputs))]
+        self.output_fixups = [_output_fixup(info.dtype) for info in self.outputs]
+
+    def create_request(self) -> BackendRequest:
+        with _translate(InferenceFailedError, "cannot create an inference request"):
+            return OpenVINORequest(self)
+
+    def close(self) -> None:
+        self._compiled = None
+
+
+def _type_name(hint: str) -> str:
+    # str(ov.Type.f32) is "<Type: 'float32'>" in some versions and "f32" in others.
+    for name, alias in (("f32", "float32"), ("f16", "float16"), ("bf16", "bfloat16")):
+        if hint in (name, alias) or f"'{alias}'" in hint or f"'{name}'" in hint:
+            return name
+    return hint
+
+
+def _output_fixup(dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray] | None:
+    """How to turn what OpenVINO hands back into the dtype ``model.outputs`` promises."""
+    if dtype.name in _CARRIERS:
+        return lambda array: array.view(dtype)
+    return None
+
+
+class OpenVINORequest(BackendRequest):
+    def __init__(self, model: OpenVINOModel) -> None:
+        super().__init__()
+        self._model = model
+        self._request = model._compiled.create_infer_request()
+        self._special_inputs = [
+            (index, model.input_types[index], _CARRIERS[info.dtype.name])
+            for index, info in enumerate(model.inputs)
+            if info.dtype.name in _CARRIERS
+        ]
+        self._fixups = [(i, fix) for i, fix in enumerate(model.output_fixups) if fix is not None]
+        self._on_done: DoneCallback | None = None
+        self._request.set_callback(self._completed, None)
+
+    # -- conversion of the few types numpy cannot hand to OpenVINO as they are ------------
+    def _feed(self, inputs: Sequence[np.ndarray]) -> Sequence[Any]:
+        if not self._special_inputs:
+            return inputs
+        fed: list[Any] = list(inputs)
+        for index, element_type, carrier in self._special_inputs:
+            array = inputs[index]
+            fed[index] = ov.Tensor(array.view(carrier), array.shape, element_type)
+        return fed
+
+    def _collect(self, copy: bool) -> list[np.ndarray]:
+        outputs = [tensor.data for tensor in self._request.output_tensors]
+        if copy:
+            outputs = [array.copy() for array in outputs]
+        for index, fix in self._fixups:
+            outputs[index] = fix(outputs[index])
+        return outputs
+
+    def _account(self) -> None:
+        stats = self.stats
+        stats.device_ns += int(self._request.latency * 1e6)
+        if self._model.profiling:
+            _accumulate_layers(stats.layers, self._request.profiling_info, self._model.device)
+
+    # -- the backend interface ------------------------------------------------------------
+    def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        with _translate(InferenceFailedError, "OpenVINO inference failed"):
+            self._request.infer(self._feed(inputs), share_inputs=True, share_outputs=True)
+            outputs = self._collect(copy=True)
+        self._account()
+        return outputs
+
+    def infer_bound(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        with _translate(InferenceFailedError, "OpenVINO inference failed"):
+            self._request.infer(self._feed(inputs), share_inputs=True, share_outputs=True)
+            outputs = self._collect(copy=False)
+        self._account()
+        return outputs
+
+    def start(self, inputs: Sequence[np.ndarray], on_done: DoneCallback) -> None:
+        self._on_done = on_done
+        with _translate(InferenceFailedError, "OpenVINO could not start inference"):
+            self._request.start_async(self._feed(inputs), share_inputs=True)
+
+    def _completed(self, _userdata: Any) -> None:
+        on_done, self._on_done = self._on_done, None
+        assert on_done is not None
+        try:
+            with _translate(InferenceFailedError, "OpenVINO inference failed"):
+                outputs = self._collect(copy=True)
+            self._account()
+        except BaseException as exc:  # handed to the waiter
+            on_done(None, exc)
+        else:
+            on_done(outputs, None)
+
+    def close(self) -> None:
+        self._request = None
+
+
+def _accumulate_layers(layers: dict[tuple[str, str], LayerRecord], infos: Any, device: str) -> None:
+    for info in infos:
+        key = (info.node_name, info.node_type)
+        record = layers.get(key)
+        if record is None:
+            record = layers[key] = LayerRecord(
+                name=info.node_name,
+                type=info.node_type,
+                implementation=info.exec_type,
+                device=device,
+                executed=str(info.status).endswith("EXECUTED") and "NOT" not in str(info.status),
+            )
+        record.time_ms += info.real_time.total_seconds() * 1e3
+        record.count += 1

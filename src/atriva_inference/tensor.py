@@ -1,0 +1,119 @@
+"""Tensors: host data plus the layout it is declared in, and model port descriptions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .dtypes import describe
+from .errors import InvalidInputError
+
+__all__ = ["Tensor", "TensorInfo", "format_signature", "validate_layout"]
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One model input or output as the backend really takes or gives it.
+
+    ``shape`` has ``None`` for dynamic dimensions (``None`` as a whole when even the rank
+    is unknown); ``dtype`` is a numpy dtype (``ml_dtypes`` types for bfloat16, float8,
+    int4, ...; ``numpy.str_`` for strings); ``layout`` is e.g. ``"NCHW"`` when known.
+    """
+
+    name: str
+    shape: tuple[int | None, ...] | None
+    dtype: np.dtype
+    layout: str | None = None
+
+    def __str__(self) -> str:
+        text = format_signature(self.dtype, self.shape)
+        return f"{self.name}: {text}" + (f" ({self.layout})" if self.layout else "")
+
+
+def format_signature(dtype: np.dtype, shape: Sequence[int | None] | None) -> str:
+    """``float32[1,3,?,?]`` -- the form every error message uses."""
+    if shape is None:
+        return f"{describe(dtype)}[...]"
+    dims = ",".join("?" if dim is None else str(dim) for dim in shape)
+    return f"{describe(dtype)}[{dims}]"
+
+
+def validate_layout(layout: str | None, ndim: int, what: str) -> str | None:
+    """Check a layout string against the data's rank; return it upper-cased.
+
+    A layout is one letter per dimension (``N``, ``C``, ``H``, ``W``, ``D`` or any other
+    letter, ``?`` for "don't care"), each letter at most once.
+    """
+    if layout is None:
+        return None
+    if not isinstance(layout, str):
+        raise InvalidInputError(f"{what}: layout must be a string such as 'NCHW', got {layout!r}")
+    text = layout.strip().upper()
+    letters = [c for c in text if c != "?"]
+    if (
+        not text
+        or not all(c.isalpha() or c == "?" for c in text)
+        or len(set(letters)) != len(letters)
+    ):
+        raise InvalidInputError(
+            f"{what}: expected a layout of distinct letters such as 'NCHW', 'NHWC', 'HWC', "
+            f"got {layout!r}"
+        )
+    if len(text) != ndim:
+        raise InvalidInputError(
+            f"{what}: layout '{text}' names {len(text)} dimensions, the data has {ndim}"
+        )
+    return text
+
+
+class Tensor:
+    """Host data handed to or returned by a model.
+
+    A tensor wraps a numpy array without copying it and keeps it alive (it owns a
+    reference to whatever owns the memory). :meth:`to_numpy` returns that array itself,
+    not a copy, so ``np.shares_memory(tensor.to_numpy(), array)`` holds for tensors made
+    from C-contiguous arrays. Casting to the dtype a model takes happens at run time and
+    only when needed.
+    """
+
+    __slots__ = ("_data", "_layout")
+
+    def __init__(self, data: np.ndarray, layout: str | None = None) -> None:
+        self._data = data
+        self._layout = layout
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def layout(self) -> str | None:
+        """The layout the data is declared in, or ``None`` when not declared."""
+        return self._layout
+
+    @property
+    def device(self) -> str:
+        """Where the data lives; host tensors say ``"CPU"``."""
+        return "CPU"
+
+    def to_numpy(self, copy: bool = False) -> np.ndarray:
+        """The data as a numpy array: the tensor's own buffer unless ``copy=True``."""
+        return self._data.copy() if copy else self._data
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        data = self._data if dtype is None else self._data.astype(dtype, copy=False)
+        return data.copy() if copy else data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        layout = f", layout={self._layout!r}" if self._layout else ""
+        return f"Tensor({format_signature(self.dtype, self.shape)}{layout})"
