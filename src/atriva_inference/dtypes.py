@@ -101,3 +101,42 @@ def _why_refused(source_kind: str, target_kind: str) -> str:
     if target_kind == "T":
         return "the input takes strings"
     return "no safe cast exists"
+
+
+#: Bits per element of the sub-byte types; backends exchange them packed, element 0 in
+#: the lowest bits of byte 0 (the ONNX layout). ml_dtypes stores one element per byte.
+SUBBYTE_BITS: dict[str, int] = {
+    "int4": 4,
+    "uint4": 4,
+    "float4_e2m1fn": 4,
+    "int2": 2,
+    "uint2": 2,
+}
+
+
+def pack_subbyte(array: np.ndarray) -> np.ndarray:
+    """Pack an ml_dtypes int4/uint4/float4/int2/uint2 array into bytes (low bits first)."""
+    bits = SUBBYTE_BITS[array.dtype.name]
+    per_byte = 8 // bits
+    codes = np.ascontiguousarray(array).view(np.uint8).ravel() & np.uint8((1 << bits) - 1)
+    padded = np.zeros(-(-codes.size // per_byte) * per_byte, np.uint8)
+    padded[: codes.size] = codes
+    groups = padded.reshape(-1, per_byte)
+    packed = groups[:, 0].copy()
+    for position in range(1, per_byte):
+        packed |= groups[:, position] << np.uint8(position * bits)
+    return packed
+
+
+def unpack_subbyte(packed: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`pack_subbyte`: a new array of ``dtype`` and ``shape``."""
+    bits = SUBBYTE_BITS[dtype.name]
+    per_byte = 8 // bits
+    count = int(np.prod(shape, dtype=np.int64))
+    raw = np.ascontiguousarray(packed).view(np.uint8).ravel()
+    mask = np.uint8((1 << bits) - 1)
+    codes = np.empty((raw.size, per_byte), np.uint8)
+    for position in range(per_byte):
+        codes[:, position] = (raw >> np.uint8(position * bits)) & mask
+    # ml_dtypes keeps the code in the low bits and sign-extends itself when it reads int4.
+    return codes.ravel()[:count].view(dtype).reshape(shape)

@@ -386,17 +386,17 @@ class AsyncRequest:
         stats = self._request.stats
         stats.runs += 1
         stats.wall_ns += time.perf_counter_ns() - self._started_ns
-        if error is None and outputs is not None:
-            self._outputs = self._model._wrap(outputs)
-            if self._callback is not None:
-                try:
-                    self._callback(self._outputs)
-                except BaseException as exc:  # surfaces at wait(), never lost
-                    error = exc
         if error is not None and not isinstance(error, InferenceRuntimeError):
             wrapped = InferenceFailedError(f"asynchronous inference failed: {error}")
             wrapped.__cause__ = error
             error = wrapped
+        elif error is None and outputs is not None:
+            self._outputs = self._model._wrap(outputs)
+            if self._callback is not None:
+                try:
+                    self._callback(self._outputs)
+                except BaseException as exc:  # the caller's own error, raised as-is at wait()
+                    error = exc
         self._error = error
         self._inputs = []
         self._finished.set()

@@ -64,7 +64,8 @@ class Profile:
         if layers:
             total = sum(layer.time_ms for layer in layers) or 1.0
             lines.append(
-                f"{'layer':<40} {'type':<18} {'implementation':<24} {'ms':>9} {'share':>7} {'runs':>6}"
+                f"{'layer':<40} {'type':<18} {'implementation':<24} "
+                f"{'ms':>9} {'share':>7} {'runs':>6}"
             )
             for layer in layers:
                 lines.append(

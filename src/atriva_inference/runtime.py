@@ -167,7 +167,8 @@ def _reshape(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
         target = tuple(int(dim) for dim in shape)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
-            f"shape_override: expected a sequence of integers such as (1, 3, 224, 224), got {shape!r}"
+            "shape_override: expected a sequence of integers such as (1, 3, 224, 224), "
+            f"got {shape!r}"
         ) from exc
     count = 1
     for dim in target:

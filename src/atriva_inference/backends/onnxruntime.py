@@ -1,12 +1,14 @@
-"""ONNX Runtime backend: ONNX models on the CPU (CUDA when onnxruntime-gpu and a GPU are present)."""
+"""ONNX Runtime backend: ONNX models on the CPU (CUDA with onnxruntime-gpu and a GPU)."""
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import platform
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +18,7 @@ import ml_dtypes
 import numpy as np
 import onnxruntime as ort
 
-from ..dtypes import STRING
+from ..dtypes import STRING, SUBBYTE_BITS, pack_subbyte, unpack_subbyte
 from ..errors import (
     DeviceUnavailableError,
     InferenceFailedError,
@@ -49,8 +51,27 @@ _NUMPY_DTYPES: dict[str, np.dtype] = {
     "tensor(float8e4m3fnuz)": np.dtype(ml_dtypes.float8_e4m3fnuz),
     "tensor(float8e5m2)": np.dtype(ml_dtypes.float8_e5m2),
     "tensor(float8e5m2fnuz)": np.dtype(ml_dtypes.float8_e5m2fnuz),
+    "tensor(float8e8m0)": np.dtype(ml_dtypes.float8_e8m0fnu),
+    "tensor(float4e2m1)": np.dtype(ml_dtypes.float4_e2m1fn),
     "tensor(int4)": np.dtype(ml_dtypes.int4),
     "tensor(uint4)": np.dtype(ml_dtypes.uint4),
+    "tensor(int2)": np.dtype(ml_dtypes.int2),
+    "tensor(uint2)": np.dtype(ml_dtypes.uint2),
+}
+# ONNX element type numbers (onnx.TensorProto) of the ml_dtypes types, which ONNX Runtime's
+# numpy bridge cannot take: they travel as OrtValues built over their raw bits.
+_ONNX_ELEMENT_TYPES: dict[str, int] = {
+    "bfloat16": 16,
+    "float8_e4m3fn": 17,
+    "float8_e4m3fnuz": 18,
+    "float8_e5m2": 19,
+    "float8_e5m2fnuz": 20,
+    "uint4": 21,
+    "int4": 22,
+    "float4_e2m1fn": 23,
+    "float8_e8m0fnu": 24,
+    "uint2": 25,
+    "int2": 26,
 }
 
 _CPU = "CPUExecutionProvider"
@@ -129,13 +150,23 @@ class ONNXRuntimeBackend(Backend):
             )
         providers = [_CUDA, _CPU] if device.startswith("GPU") else [_CPU]
         started = time.perf_counter()
-        session, from_cache = self._create_session(path, providers, options)
+        with warnings.catch_warnings(record=True) as caught:
+            # ONNX Runtime only *warns* when a requested provider is missing, then runs on
+            # the CPU; the check below turns that into an error instead.
+            warnings.simplefilter("always")
+            session, from_cache = self._create_session(path, providers, options)
         compile_ms = (time.perf_counter() - started) * 1e3
         active = session.get_providers()
         if active[0] != providers[0]:
+            said = "; ".join(str(w.message) for w in caught)
             raise DeviceUnavailableError(
                 f"ONNX Runtime did not activate {providers[0]} for {device} "
-                f"(active: {', '.join(active)}); refusing to fall back silently"
+                f"(active: {', '.join(active)}){f': {said}' if said else ''}; "
+                f"refusing to fall back silently"
+            )
+        for warning in caught:  # anything else ONNX Runtime said still reaches the user
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
             )
         return ONNXRuntimeModel(session, device, compile_ms, from_cache)
 
@@ -218,13 +249,55 @@ class ONNXRuntimeRequest(BackendRequest):
         self._session = model._session
         self._input_names = model.input_names
         self._output_names = model.output_names
+        self._input_dtypes = [info.dtype for info in model.inputs]
+        self._output_dtypes = [info.dtype for info in model.outputs]
+        self._needs_ort_values = any(
+            dtype.name in _ONNX_ELEMENT_TYPES for dtype in self._input_dtypes + self._output_dtypes
+        )
 
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         started = time.perf_counter_ns()
         with _translate(InferenceFailedError, "ONNX Runtime inference failed"):
-            outputs = self._session.run(self._output_names, dict(zip(self._input_names, inputs)))
+            if self._needs_ort_values:
+                outputs = self._infer_ort_values(inputs)
+            else:
+                outputs = self._session.run(
+                    self._output_names, dict(zip(self._input_names, inputs))
+                )
         self.stats.device_ns += time.perf_counter_ns() - started
         return outputs
 
+    def _infer_ort_values(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The path for models with ml_dtypes types (bfloat16, float8, int4, ...)."""
+        feed = {name: _to_ort_value(array) for name, array in zip(self._input_names, inputs)}
+        values = self._session.run_with_ort_values(self._output_names, feed)
+        return [_from_ort_value(value, dtype) for value, dtype in zip(values, self._output_dtypes)]
+
     def close(self) -> None:
         self._session = None
+
+
+def _to_ort_value(array: np.ndarray) -> Any:
+    name = array.dtype.name
+    element_type = _ONNX_ELEMENT_TYPES.get(name)
+    if element_type is None:
+        return ort.OrtValue.ortvalue_from_numpy(array)
+    if name in SUBBYTE_BITS:
+        packed = pack_subbyte(array)
+        value = ort.OrtValue.ortvalue_from_shape_and_type(list(array.shape), element_type)
+        ctypes.memmove(value.data_ptr(), packed.ctypes.data, packed.nbytes)
+        return value
+    carrier = np.uint16 if array.dtype.itemsize == 2 else np.uint8
+    # Zero-copy over the caller's array, which the model keeps alive for the whole run.
+    return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(array.view(carrier), element_type)
+
+
+def _from_ort_value(value: Any, dtype: np.dtype) -> np.ndarray:
+    name = dtype.name
+    if name not in _ONNX_ELEMENT_TYPES:
+        return value.numpy()
+    shape = tuple(value.shape())
+    raw = np.frombuffer(ctypes.string_at(value.data_ptr(), value.tensor_size_in_bytes()), np.uint8)
+    if name in SUBBYTE_BITS:
+        return unpack_subbyte(raw, dtype, shape)
+    return raw.view(dtype).reshape(shape).copy()

@@ -13,7 +13,7 @@ import numpy as np
 import openvino as ov
 from openvino import layout_helpers
 
-from ..dtypes import STRING
+from ..dtypes import STRING, SUBBYTE_BITS, pack_subbyte, unpack_subbyte
 from ..errors import (
     DeviceUnavailableError,
     InferenceFailedError,
@@ -43,16 +43,21 @@ _NUMPY_DTYPES: dict[str, np.dtype] = {
     "bf16": np.dtype(ml_dtypes.bfloat16),
     "f8e4m3": np.dtype(ml_dtypes.float8_e4m3fn),
     "f8e5m2": np.dtype(ml_dtypes.float8_e5m2),
+    "f8e8m0": np.dtype(ml_dtypes.float8_e8m0fnu),
+    "f4e2m1": np.dtype(ml_dtypes.float4_e2m1fn),
     "i4": np.dtype(ml_dtypes.int4),
     "u4": np.dtype(ml_dtypes.uint4),
     "string": STRING,
 }
 # numpy dtypes OpenVINO's Python API cannot take as they are: their bits go in through a
 # same-width carrier dtype wrapped in an ov.Tensor of the port's element type.
+# (OpenVINO converts ml_dtypes arrays by value, not by bits: bf16 -> f16 overflows.)
+# Sub-byte types (int4, uint4, float4) go in and come out packed.
 _CARRIERS: dict[str, np.dtype] = {
-    "bfloat16": np.dtype(np.float16),
+    "bfloat16": np.dtype(np.uint16),
     "float8_e4m3fn": np.dtype(np.uint8),
     "float8_e5m2": np.dtype(np.uint8),
+    "float8_e8m0fnu": np.dtype(np.uint8),
 }
 
 _PRECISION_HINTS = {"FP32": "f32", "FP16": "f16", "BF16": "bf16"}
@@ -209,10 +214,22 @@ def _type_name(hint: str) -> str:
     return hint
 
 
-def _output_fixup(dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray] | None:
+def _output_fixup(dtype: np.dtype) -> Callable[[np.ndarray, tuple[int, ...]], np.ndarray] | None:
     """How to turn what OpenVINO hands back into the dtype ``model.outputs`` promises."""
+    if dtype.name in SUBBYTE_BITS:
+        return lambda data, shape: unpack_subbyte(data, dtype, shape)
     if dtype.name in _CARRIERS:
-        return lambda array: array.view(dtype)
+        return lambda data, shape: data.view(dtype)
+    return None
+
+
+def _input_carrier(dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray] | None:
+    """How to hand an array of ``dtype`` to ``ov.Tensor`` bit-exactly (None: as it is)."""
+    if dtype.name in SUBBYTE_BITS:
+        return pack_subbyte
+    carrier = _CARRIERS.get(dtype.name)
+    if carrier is not None:
+        return lambda array: array.view(carrier)
     return None
 
 
@@ -222,9 +239,9 @@ class OpenVINORequest(BackendRequest):
         self._model = model
         self._request = model._compiled.create_infer_request()
         self._special_inputs = [
-            (index, model.input_types[index], _CARRIERS[info.dtype.name])
-            for index, info in enumerate(model.inputs)
-            if info.dtype.name in _CARRIERS
+            (index, model.input_types[index], carrier)
+            for index, carrier in enumerate(_input_carrier(info.dtype) for info in model.inputs)
+            if carrier is not None
         ]
         self._fixups = [(i, fix) for i, fix in enumerate(model.output_fixups) if fix is not None]
         self._on_done: DoneCallback | None = None
@@ -237,15 +254,16 @@ class OpenVINORequest(BackendRequest):
         fed: list[Any] = list(inputs)
         for index, element_type, carrier in self._special_inputs:
             array = inputs[index]
-            fed[index] = ov.Tensor(array.view(carrier), array.shape, element_type)
+            fed[index] = ov.Tensor(carrier(array), list(array.shape), element_type)
         return fed
 
     def _collect(self, copy: bool) -> list[np.ndarray]:
-        outputs = [tensor.data for tensor in self._request.output_tensors]
+        tensors = self._request.output_tensors
+        outputs = [tensor.data for tensor in tensors]
         if copy:
             outputs = [array.copy() for array in outputs]
         for index, fix in self._fixups:
-            outputs[index] = fix(outputs[index])
+            outputs[index] = fix(outputs[index], tuple(tensors[index].shape))
         return outputs
 
     def _account(self) -> None:

@@ -1,0 +1,119 @@
+"""What only the OpenVINO backend does: IR files, precision hints, layouts, layer profiling."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from atriva_inference import DeviceUnavailableError, InferenceRuntime, ModelLoadError
+
+ov = pytest.importorskip("openvino")
+
+
+@pytest.fixture
+def runtime():
+    with InferenceRuntime("openvino") as rt:
+        yield rt
+
+
+def cpu_capabilities() -> list[str]:
+    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def test_ir_and_onnx_give_the_same_answer(runtime, conv_net, rng):
+    frame = conv_net.make_inputs(rng)["input"]
+    from_ir = runtime.load_model(conv_net.ir_path).run(frame)["output"].to_numpy()
+    from_onnx = runtime.load_model(conv_net.onnx_path).run(frame)["output"].to_numpy()
+    np.testing.assert_array_equal(from_ir, from_onnx)
+    np.testing.assert_allclose(from_ir, conv_net.reference({"input": frame})["output"], atol=1e-4)
+
+
+def test_xml_without_bin(runtime, conv_net, tmp_path):
+    xml = tmp_path / "lonely.xml"
+    shutil.copy(conv_net.ir_path, xml)
+    with pytest.raises(ModelLoadError, match=r"lonely\.bin.*missing"):
+        runtime.load_model(xml)
+
+
+def test_truncated_bin(runtime, conv_net, tmp_path):
+    shutil.copy(conv_net.ir_path, tmp_path / "short.xml")
+    (tmp_path / "short.bin").write_bytes(conv_net.ir_path.with_suffix(".bin").read_bytes()[:64])
+    with pytest.raises(ModelLoadError, match=r"short\.xml") as caught:
+        runtime.load_model(tmp_path / "short.xml")
+    assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_truncated_xml(runtime, conv_net, tmp_path):
+    (tmp_path / "cut.xml").write_text(conv_net.ir_path.read_text()[:300])
+    shutil.copy(conv_net.ir_path.with_suffix(".bin"), tmp_path / "cut.bin")
+    with pytest.raises(ModelLoadError, match=r"cut\.xml"):
+        runtime.load_model(tmp_path / "cut.xml")
+
+
+def test_default_precision_is_f32_not_the_plugins_bf16(runtime, conv_net):
+    model = runtime.load_model(conv_net.ir_path)
+    assert model.precision == "FP32"
+    compiled = model._loaded._compiled
+    assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+
+
+@pytest.mark.skipif("BF16" not in cpu_capabilities(), reason="this CPU has no bf16 support")
+def test_bf16_is_an_opt_in_that_really_changes_execution(runtime, conv_net, rng):
+    frame = conv_net.make_inputs(rng)["input"]
+    f32 = runtime.load_model(conv_net.ir_path).run(frame)["output"].to_numpy()
+    model = runtime.load_model(conv_net.ir_path, precision="BF16")
+    assert model.precision == "BF16"
+    bf16 = model.run(frame)["output"].to_numpy()
+    assert bf16.dtype == np.float32  # inputs and outputs keep their types
+    difference = np.abs(bf16 - f32).max()
+    assert 1e-5 < difference < 0.1, difference
+
+
+def test_unsupported_precision_on_the_device_is_refused(runtime, conv_net):
+    missing = [p for p in ("FP16", "BF16") if p not in cpu_capabilities()]
+    if not missing:
+        pytest.skip("this CPU supports both FP16 and BF16")
+    with pytest.raises(DeviceUnavailableError, match=rf"precision {missing[0]}"):
+        runtime.load_model(conv_net.ir_path, precision=missing[0])
+
+
+def test_layout_from_the_ir_is_reported_and_used(runtime, conv_net, tmp_path, rng):
+    model = ov.Core().read_model(str(conv_net.onnx_path))
+    ov.layout_helpers.set_layout(model.input(0), ov.Layout("NCHW"))
+    xml = tmp_path / "with_layout.xml"
+    ov.save_model(model, str(xml), compress_to_fp16=False)
+    loaded = runtime.load_model(xml)
+    assert loaded.inputs[0].layout == "NCHW"
+    frame = conv_net.make_inputs(rng)["input"]
+    nhwc = runtime.tensor_from_numpy(
+        np.ascontiguousarray(frame.transpose(0, 2, 3, 1)), layout="NHWC"
+    )
+    np.testing.assert_allclose(
+        loaded.run(nhwc)["output"].to_numpy(),
+        conv_net.reference({"input": frame})["output"],
+        atol=1e-4,
+    )
+
+
+def test_layer_profiling(runtime, conv_net, rng):
+    model = runtime.load_model(conv_net.ir_path, profiling=True)
+    for _ in range(3):
+        model.run(conv_net.make_inputs(rng))
+    profile = model.get_profiling()
+    convolutions = [layer for layer in profile.layers if layer.type == "Convolution"]
+    assert len(convolutions) == 2 and all(layer.count == 3 for layer in convolutions)
+    assert all(layer.time_ms > 0 and layer.implementation for layer in convolutions)
+    assert profile.device_time_ms > 0 and profile.runs == 3
+    text = str(profile)
+    assert text.index("Convolution") < text.index("Relu")  # heaviest first
+
+
+def test_aggregates_without_layer_profiling(runtime, conv_net, rng):
+    model = runtime.load_model(conv_net.ir_path)
+    model.run(conv_net.make_inputs(rng))
+    profile = model.get_profiling()
+    assert profile.layers == [] and profile.runs == 1
+    assert profile.wall_time_ms >= profile.device_time_ms > 0
+    assert "profiling=True" in str(profile)

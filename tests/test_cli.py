@@ -1,0 +1,320 @@
+"""Tests of the ``atriva-infer`` console script (atriva_inference.cli)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from atriva_inference import InferenceRuntime, TensorInfo, __version__, available_backends
+from atriva_inference.cli import main, make_random_inputs, summarize
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("openvino")
+pytest.importorskip("onnxruntime")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+INPUT, OUTPUT = "images", "scores"
+PREFIX = "atriva-infer: error:"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A Conv float32[1,3,8,8] -> float32[1,4,8,8] model as ONNX and OpenVINO IR, plus data."""
+    import openvino as ov
+
+    root = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(7)
+    weight = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", [INPUT, "w", "b"], [OUTPUT], pads=[1, 1, 1, 1])],
+        "conv",
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [1, 4, 8, 8])],
+        [weight, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx_path = root / "conv.onnx"
+    onnx.save(model, str(onnx_path))
+    xml_path = root / "conv.xml"
+    ov.save_model(ov.Core().read_model(str(onnx_path)), str(xml_path), compress_to_fp16=False)
+
+    strings = helper.make_graph(
+        [helper.make_node("Identity", ["text"], ["echo"])],
+        "strings",
+        [helper.make_tensor_value_info("text", TensorProto.STRING, ["n", "m"])],
+        [helper.make_tensor_value_info("echo", TensorProto.STRING, ["n", "m"])],
+    )
+    strings_model = helper.make_model(strings, opset_imports=[helper.make_opsetid("", 17)])
+    strings_model.ir_version = 8
+    strings_path = root / "strings.onnx"
+    onnx.save(strings_model, str(strings_path))
+
+    data_path = root / "x.npy"
+    np.save(data_path, rng.random((1, 3, 8, 8)).astype(np.float32))
+    text_path = root / "not-npy.npy"
+    text_path.write_text("this is not a numpy file\n")
+    return {
+        "onnx": onnx_path,
+        "xml": xml_path,
+        "strings": strings_path,
+        "data": data_path,
+        "text": text_path,
+    }
+
+
+def _stats(out: str, name: str) -> dict[str, str]:
+    """The ``key=value`` fields of the output line of ``name`` in ``run``'s output."""
+    section = out.split("outputs:", 1)[1]
+    for line in section.splitlines():
+        fields = line.split()
+        if fields and fields[0] == name:
+            return dict(field.split("=", 1) for field in fields[1:] if "=" in field)
+    raise AssertionError(f"no output line for {name!r} in:\n{out}")
+
+
+def _expected(backend: str, path: Path, array: np.ndarray) -> dict[str, str]:
+    with InferenceRuntime(backend) as runtime:
+        model = runtime.load_model(path, "CPU")
+        result = model.run({INPUT: array})[OUTPUT].to_numpy()
+    fields = dict(field.split("=", 1) for field in summarize(result).split())
+    return {"dtype": "float32", "shape": "[1,4,8,8]", **fields}
+
+
+BACKEND_FILES = [("openvino", "xml"), ("onnxruntime", "onnx"), ("openvino", "onnx")]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"atriva-infer {__version__}"
+
+
+def test_help_documents_random_inputs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "dynamic first dimension becomes 1" in out
+    assert "--dynamic-size" in out
+
+
+@pytest.mark.parametrize(("backend", "kind"), BACKEND_FILES)
+def test_info(
+    models: dict[str, Path], backend: str, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["info", str(models[kind]), "--backend", backend, "--device", "CPU"]) == 0
+    out = capsys.readouterr().out
+    assert "backends:" in out
+    for status in available_backends():
+        assert status.name in out
+    assert f"backend:    {backend}" in out
+    assert "device:     CPU" in out
+    assert "precision:  FP32" in out
+    assert "from cache: no" in out
+    assert f"  {INPUT}  dtype=float32  shape=[1,3,8,8]" in out
+    assert f"  {OUTPUT}  dtype=float32  shape=[1,4,8,8]" in out
+
+
+def test_info_default_backend_and_precision(
+    models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = next(
+        s.name for s in available_backends() if s.usable and s.name in ("openvino", "onnxruntime")
+    )
+    assert main(["info", str(models["onnx"]), "--precision", "fp32"]) == 0
+    out = capsys.readouterr().out
+    assert f"backend:    {first}" in out
+    assert "precision:  FP32" in out
+
+
+def test_info_reports_cache(
+    models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["info", str(models["onnx"]), "--backend", "onnxruntime", "--cache-dir", str(tmp_path)]
+    assert main(argv) == 0
+    assert "from cache: no" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "from cache: yes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("backend", "kind"), BACKEND_FILES[:2])
+def test_run_random_inputs_match_api(
+    models: dict[str, Path], backend: str, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["run", str(models[kind]), "--backend", backend, "--device", "CPU", "--seed", "3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "random (seed 3)" in out
+    assert "latency: median " in out and "over 1 iteration" in out
+    with InferenceRuntime(backend) as runtime:
+        infos = runtime.load_model(models[kind], "CPU").inputs
+    array = make_random_inputs(infos, seed=3)[INPUT]
+    assert _stats(out, OUTPUT) == _expected(backend, models[kind], array)
+
+
+@pytest.mark.parametrize(("backend", "kind"), BACKEND_FILES[:2])
+@pytest.mark.parametrize("named", [True, False], ids=["name=path", "bare-path"])
+def test_run_npy_input_matches_api(
+    models: dict[str, Path],
+    backend: str,
+    kind: str,
+    named: bool,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = str(models["data"])
+    spec = f"{INPUT}={data}" if named else data
+    argv = ["run", str(models[kind]), "--backend", backend, "--input", spec, "-n", "3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "from file" in out
+    assert "over 3 iterations" in out
+    expected = _expected(backend, models[kind], np.load(models["data"]))
+    assert _stats(out, OUTPUT) == expected
+
+
+def test_run_string_model_with_random_inputs(
+    models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["run", str(models["strings"]), "--backend", "onnxruntime", "--dynamic-size", "4"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "text  dtype=string  shape=[1,4]" in out
+    assert "echo  dtype=string  shape=[1,4]  values='" in out
+
+
+def test_make_random_inputs_shapes_and_ranges() -> None:
+    infos = [
+        TensorInfo("f", (None, 3, None), np.dtype(np.float16)),
+        TensorInfo("i", (2, None), np.dtype(np.int64)),
+        TensorInfo("u", (5,), np.dtype(np.uint8)),
+        TensorInfo("q", (50,), np.dtype(ml_dtypes.int4)),
+        TensorInfo("b", (100,), np.dtype(np.bool_)),
+        TensorInfo("s", (None,), np.dtype(np.str_)),
+        TensorInfo("scalar", (), np.dtype(np.float32)),
+    ]
+    arrays = make_random_inputs(infos, seed=1, dynamic_size=7)
+    assert {name: a.shape for name, a in arrays.items()} == {
+        "f": (1, 3, 7),
+        "i": (2, 7),
+        "u": (5,),
+        "q": (50,),
+        "b": (100,),
+        "s": (1,),
+        "scalar": (),
+    }
+    assert arrays["s"].dtype.kind == "U"
+    assert {n: a.dtype for n, a in arrays.items() if n != "s"} == {
+        i.name: i.dtype for i in infos if i.name != "s"
+    }
+    assert arrays["f"].min() >= 0.0 and arrays["f"].max() < 1.0
+    assert arrays["i"].min() >= 0 and arrays["i"].max() < 10
+    assert 0 <= int(arrays["q"].astype(np.int8).max()) <= 7
+    assert arrays["b"].any() and not arrays["b"].all()
+    assert all(0 < len(text) < 10 for text in arrays["s"])
+    again = make_random_inputs(infos, seed=1, dynamic_size=7)
+    assert all(np.array_equal(arrays[name], again[name]) for name in arrays)
+
+
+def test_make_random_inputs_unknown_rank_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown rank"):
+        make_random_inputs([TensorInfo("x", None, np.dtype(np.float32))])
+
+
+def _gpu_seen(backend: str) -> bool:
+    return any(
+        s.name == backend and any(d.startswith("GPU") for d in s.devices)
+        for s in available_backends()
+    )
+
+
+ERROR_CASES = {
+    "missing-model": (["info", "{missing}"], "does not exist"),
+    "xml-on-onnxruntime": (["info", "{xml}", "--backend", "onnxruntime"], "OpenVINO IR"),
+    "unknown-backend": (["run", "{onnx}", "--backend", "tensorflow"], "unknown backend"),
+    "bad-input-name": (["run", "{onnx}", "--input", "nope={data}"], "no input 'nope'"),
+    "duplicate-input": (["run", "{onnx}", "-i", "{data}", "-i", "images={data}"], "more than"),
+    "missing-npy": (["run", "{onnx}", "--input", "images={missing}"], "does not exist"),
+    "not-npy": (["run", "{xml}", "--input", "{text}"], "cannot read"),
+    "bad-precision": (["info", "{onnx}", "--precision", "INT8"], "precision"),
+    "bad-device": (["info", "{onnx}", "--device", "TPU"], "device"),
+    "gpu-absent": (["info", "{onnx}", "--backend", "onnxruntime", "--device", "GPU"], "GPU"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_errors_are_one_line_exit_2(
+    models: dict[str, Path], tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if case == "gpu-absent" and _gpu_seen("onnxruntime"):
+        pytest.skip("onnxruntime sees a GPU here")
+    template, fragment = ERROR_CASES[case]
+    paths = {key: str(value) for key, value in models.items()}
+    argv = [arg.format(missing=tmp_path / "missing.onnx", **paths) for arg in template]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(PREFIX)
+    assert fragment in lines[0]
+    assert "Traceback" not in captured.out + captured.err
+
+
+def test_argparse_errors_exit_2(
+    models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", str(models["onnx"]), "--iterations", "0"]) == 2
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert "positive integer" in captured.err
+    assert "Traceback" not in captured.out + captured.err
+
+
+def _console_script() -> str:
+    found = shutil.which("atriva-infer") or shutil.which(
+        "atriva-infer", path=os.path.dirname(sys.executable)
+    )
+    if found is None:
+        pytest.skip("the atriva-infer console script is not installed")
+    return found
+
+
+def test_console_script_entry_point(models: dict[str, Path]) -> None:
+    script = _console_script()
+    ok = subprocess.run(
+        [script, "info", str(models["onnx"]), "--backend", "onnxruntime"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert INPUT in ok.stdout and "CPU" in ok.stdout and "FP32" in ok.stdout
+    bad = subprocess.run(
+        [script, "info", str(models["xml"]), "--backend", "onnxruntime"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith(PREFIX) and len(bad.stderr.splitlines()) == 1
+    assert "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_python_dash_m() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "atriva_inference.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"atriva-infer {__version__}"

@@ -1,0 +1,144 @@
+"""The main job (examples/orientation.py): a real PP-LCNet classifier on a real page image."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atriva_inference import available_backends
+
+pytest.importorskip("PIL", reason="the orientation demo needs Pillow ('pip install pillow')")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `examples` lives at the repository root, not in src/
+
+orientation = importlib.import_module("examples.orientation")
+
+EXPECTED = {0: "0", 90: "270", 180: "180", 270: "90"}
+BACKENDS = ("openvino", "onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def model_path() -> Path:
+    try:
+        return orientation.find_model_path()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def page() -> np.ndarray:
+    try:
+        return orientation.load_page_image()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def frames(page: np.ndarray) -> dict[int, np.ndarray]:
+    return {r: orientation.preprocess(orientation.rotate(page, r)) for r in orientation.ROTATIONS}
+
+
+@pytest.fixture(scope="module")
+def usable() -> set[str]:
+    return {status.name for status in available_backends() if status.usable}
+
+
+@pytest.fixture(scope="module")
+def reports(model_path, frames, usable) -> dict[str, orientation.BackendReport]:
+    labels = orientation.load_labels(model_path)
+    return {
+        name: orientation.run_backend(name, model_path, frames, labels, timed_runs=1)
+        for name in BACKENDS
+        if name in usable
+    }
+
+
+def test_preprocess_shape_and_dtype() -> None:
+    rng = np.random.default_rng(0)
+    for image in (
+        rng.integers(0, 256, size=(191, 384, 3), dtype=np.uint8),
+        rng.integers(0, 256, size=(384, 191), dtype=np.uint8),  # grayscale, portrait
+    ):
+        batch = orientation.preprocess(image)
+        assert batch.shape == (1, 3, 224, 224)
+        assert batch.dtype == np.float32
+        assert batch.flags.c_contiguous
+        assert np.isfinite(batch).all()
+
+
+def test_preprocess_normalizes_white_and_black() -> None:
+    white = orientation.preprocess(np.full((300, 300, 3), 255, dtype=np.uint8))
+    black = orientation.preprocess(np.zeros((300, 300, 3), dtype=np.uint8))
+    mean, std = orientation.MEAN, orientation.STD
+    np.testing.assert_allclose(white[0, :, 112, 112], (1 - mean) / std, rtol=1e-5)
+    np.testing.assert_allclose(black[0, :, 112, 112], -mean / std, rtol=1e-5)
+
+
+def test_preprocess_rejects_bad_images() -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        orientation.preprocess(np.zeros((10, 10, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="HxWx3"):
+        orientation.preprocess(np.zeros((10, 10, 4), dtype=np.uint8))
+
+
+def test_page_image(page: np.ndarray) -> None:
+    assert page.shape == (191, 384, 3)
+    assert page.dtype == np.uint8
+    assert orientation.rotate(page, 90).shape == (384, 191, 3)
+    assert orientation.rotate(page, 90).flags.c_contiguous
+
+
+def test_expected_labels() -> None:
+    assert {r: orientation.expected_label(r) for r in orientation.ROTATIONS} == EXPECTED
+
+
+def test_labels_from_metadata(model_path: Path) -> None:
+    pytest.importorskip("onnx")
+    assert orientation.load_labels(model_path) == ["0", "90", "180", "270"]
+
+
+def test_labels_without_onnx(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` raise ImportError
+    assert orientation.load_labels(model_path) == ["0", "90", "180", "270"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_classifier_answers(backend: str, reports, usable) -> None:
+    if backend not in usable:
+        pytest.skip(f"backend {backend} is not usable here")
+    report = reports[backend]
+    assert report.device != "AUTO"
+    assert report.precision == "FP32"
+    assert [row.rotation for row in report.rows] == list(orientation.ROTATIONS)
+    for row in report.rows:
+        assert row.result.label == EXPECTED[row.rotation], (backend, row.rotation)
+        assert row.result.probability > 0.8, (backend, row.rotation)
+        assert row.result.paths_agree, (backend, row.rotation, row.result.path_difference)
+        assert row.result.probabilities.sum() == pytest.approx(1.0, abs=1e-3)
+        assert row.ok
+
+
+def test_backends_agree(reports) -> None:
+    if not set(BACKENDS) <= set(reports):
+        pytest.skip("needs both the openvino and onnxruntime backends")
+    difference = np.abs(
+        reports["openvino"].probabilities() - reports["onnxruntime"].probabilities()
+    )
+    assert float(difference.max()) < 1e-4
+
+
+def test_main_returns_zero(model_path, page, usable, capsys: pytest.CaptureFixture[str]) -> None:
+    if not usable:
+        pytest.skip("no usable backend")
+    assert orientation.main() == 0
+    out = capsys.readouterr().out
+    assert "all answers right" in out
+    assert "WRONG" not in out
+    for name in usable:
+        assert name in out

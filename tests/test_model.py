@@ -1,0 +1,352 @@
+"""The conformance suite: every test here runs on every usable backend (the `backend` fixture)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+import numpy as np
+import pytest
+
+from atriva_inference import (
+    InferenceRuntimeError,
+    InvalidInputError,
+    ModelClosedError,
+    RequestBusyError,
+    Tensor,
+)
+
+# f32 on both backends: OpenVINO runs f32 by default (never its silent bf16).
+ATOL = 1e-4
+
+
+def load(runtime, zoo_model, backend):
+    return runtime.load_model(zoo_model.path_for(backend), device="CPU")
+
+
+# -- the seed page, as written -------------------------------------------------------------
+def test_seed_page_flow(runtime, backend, conv_net, rng):
+    model = runtime.load_model(model_path=str(conv_net.path_for(backend)), device="AUTO")
+    frame = conv_net.make_inputs(rng)["input"]
+    tensor = runtime.tensor_from_numpy(frame, layout="NCHW")
+    expected = conv_net.reference({"input": frame})["output"]
+
+    output = model.run({"input": tensor})
+    output_np = output["output"].to_numpy()
+    np.testing.assert_allclose(output_np, expected, atol=ATOL)
+
+    request = model.create_async_request()
+    request.start({"input": tensor})
+    result = request.wait()
+    np.testing.assert_allclose(result["output"].to_numpy(), expected, atol=ATOL)
+
+    stream = model.create_stream()
+    for _ in range(3):
+        inp = runtime.tensor_from_numpy(frame)
+        out = stream.run({"input": inp})
+        np.testing.assert_allclose(out["output"].to_numpy(), expected, atol=ATOL)
+
+    profile = model.get_profiling()
+    assert profile.runs == 5
+    assert "runs" in str(profile)
+    assert model.device == "CPU"
+    assert model.precision == "FP32"
+
+
+def test_outputs_in_model_order_and_values(runtime, backend, multi_io, rng):
+    model = load(runtime, multi_io, backend)
+    feed = multi_io.make_inputs(rng)
+    outputs = model.run(feed)
+    assert list(outputs) == ["z_sum", "a_prod"] == [o.name for o in model.outputs]
+    for name, value in multi_io.reference(feed).items():
+        assert isinstance(outputs[name], Tensor)
+        np.testing.assert_allclose(outputs[name].to_numpy(), value, rtol=1e-6)
+
+
+def test_model_describes_inputs_and_outputs(runtime, backend, conv_net, dynamic):
+    model = load(runtime, conv_net, backend)
+    (info,) = model.inputs
+    assert (info.name, info.shape, info.dtype) == ("input", (1, 3, 16, 16), np.dtype(np.float32))
+    assert model.outputs[0].shape == (1, 4, 16, 16)
+    dyn = load(runtime, dynamic, backend)
+    assert dyn.inputs[0].shape == (None, 3, None, None)
+
+
+def test_dynamic_shapes_run(runtime, backend, dynamic, rng):
+    model = load(runtime, dynamic, backend)
+    for shape in [(1, 3, 4, 4), (2, 3, 5, 7), (1, 3, 9, 2)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = model.run(x)["y"].to_numpy()
+        np.testing.assert_allclose(y, np.maximum(x, 0) * 2, rtol=1e-6)
+
+
+def test_int_and_bool_ops(runtime, backend, int_bool, rng):
+    model = load(runtime, int_bool, backend)
+    feed = int_bool.make_inputs(rng)
+    outputs = model.run(feed)
+    np.testing.assert_array_equal(outputs["doubled"].to_numpy(), feed["i"] * 2)
+    np.testing.assert_array_equal(outputs["negated"].to_numpy(), ~feed["flag"])
+    assert outputs["negated"].dtype == np.bool_
+
+
+def test_safe_casts_at_run(runtime, backend, conv_net, int_bool, rng):
+    model = load(runtime, conv_net, backend)
+    frame = conv_net.make_inputs(rng)["input"]
+    expected = model.run(frame)["output"].to_numpy()
+    np.testing.assert_allclose(
+        model.run(frame.astype(np.float64))["output"].to_numpy(), expected, atol=1e-6
+    )
+    ints = load(runtime, int_bool, backend)
+    values = np.array([1, -2, 3, 400], np.int64)
+    out = ints.run({"i": values, "flag": np.zeros(4, bool)})
+    np.testing.assert_array_equal(out["doubled"].to_numpy(), values * 2)
+
+
+def test_bare_array_for_one_input_model(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    frame = conv_net.make_inputs(rng)["input"]
+    np.testing.assert_array_equal(
+        model.run(frame)["output"].to_numpy(), model.run(Tensor(frame))["output"].to_numpy()
+    )
+
+
+def test_non_contiguous_input_is_correct(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    frame = conv_net.make_inputs(rng)["input"]
+    fortran = np.asfortranarray(frame)
+    np.testing.assert_allclose(
+        model.run(fortran)["output"].to_numpy(), model.run(frame)["output"].to_numpy(), atol=1e-6
+    )
+
+
+def test_layout_declared_nhwc_and_hwc_frames(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    frame = conv_net.make_inputs(rng)["input"]
+    expected = model.run(frame)["output"].to_numpy()
+    nhwc = np.ascontiguousarray(frame.transpose(0, 2, 3, 1))
+    out = model.run(runtime.tensor_from_numpy(nhwc, layout="NHWC"))["output"].to_numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    out = model.run(runtime.tensor_from_numpy(nhwc[0], layout="HWC"))["output"].to_numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_outputs_belong_to_the_caller(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    first_in = conv_net.make_inputs(rng)["input"]
+    first = model.run(first_in)["output"].to_numpy()
+    kept = first.copy()
+    model.run(conv_net.make_inputs(rng)["input"])
+    np.testing.assert_array_equal(first, kept)
+
+
+# -- bad inputs: a clear error, and the model keeps working --------------------------------
+BAD_INPUTS = {
+    "wrong dtype and layout": (
+        lambda: {"input": np.zeros((1, 16, 16, 3), np.uint8)},
+        "input 'input': expected float32[1,3,16,16], got uint8[1,16,16,3]",
+    ),
+    "wrong rank": (lambda: {"input": np.zeros((3, 16, 16), np.float32)}, "got float32[3,16,16]"),
+    "wrong static dim": (lambda: {"input": np.zeros((1, 3, 16, 15), np.float32)}, "[1,3,16,15]"),
+    "unknown name": (
+        lambda: {"images": np.zeros((1, 3, 16, 16), np.float32)},
+        "unknown input(s) 'images'",
+    ),
+    "missing name": (lambda: {}, "missing input(s) 'input'"),
+    "extra name": (
+        lambda: {"input": np.zeros((1, 3, 16, 16), np.float32), "x": np.zeros(1)},
+        "unknown input(s) 'x'",
+    ),
+    "complex data": (lambda: {"input": np.zeros((1, 3, 16, 16), np.complex64)}, "complex"),
+    "string data": (
+        lambda: {"input": np.full((1, 3, 16, 16), "a")},
+        "expected float32 data, got string",
+    ),
+    "object data": (lambda: {"input": [object()]}, "objects"),
+    "not a mapping": (lambda: [np.zeros((1, 3, 16, 16), np.float32)], "expected a dict"),
+    "layout not convertible": (
+        lambda: {"input": Tensor(np.zeros((1, 3, 16, 16), np.float32), "NCDW")},
+        "cannot be converted",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_clear_and_model_keeps_working(runtime, backend, conv_net, rng, case):
+    model = load(runtime, conv_net, backend)
+    make_bad, fragment = BAD_INPUTS[case]
+    with pytest.raises(InvalidInputError) as caught:
+        model.run(make_bad())
+    assert fragment in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+    frame = conv_net.make_inputs(rng)["input"]
+    np.testing.assert_allclose(
+        model.run(frame)["output"].to_numpy(),
+        conv_net.reference({"input": frame})["output"],
+        atol=ATOL,
+    )
+
+
+def test_float_into_integer_input_is_refused(runtime, backend, int_bool):
+    model = load(runtime, int_bool, backend)
+    with pytest.raises(InvalidInputError, match="fraction"):
+        model.run({"i": np.array([1.5, 2, 3, 4]), "flag": np.zeros(4, bool)})
+    with pytest.raises(InvalidInputError, match=r"values in \[-2147483648, 2147483647\]"):
+        model.run({"i": np.array([2**40, 0, 0, 0], np.int64), "flag": np.zeros(4, bool)})
+    with pytest.raises(InvalidInputError, match="bool"):
+        model.run({"i": np.zeros(4, np.int32), "flag": np.ones(4, np.int32)})
+    out = model.run({"i": np.ones(4, np.int32), "flag": np.ones(4, bool)})
+    np.testing.assert_array_equal(out["doubled"].to_numpy(), [2, 2, 2, 2])
+
+
+def test_one_input_model_rejects_bare_array_for_many_inputs(runtime, backend, multi_io):
+    model = load(runtime, multi_io, backend)
+    with pytest.raises(InvalidInputError, match="the model has 2 inputs"):
+        model.run(np.zeros((2, 4), np.float32))
+
+
+# -- threads, async, streams ---------------------------------------------------------------
+def test_run_is_thread_safe(runtime, backend, conv_net):
+    model = load(runtime, conv_net, backend)
+    frames = [np.full((1, 3, 16, 16), i / 10, np.float32) for i in range(16)]
+    expected = [conv_net.reference({"input": f})["output"] for f in frames]
+    failures: list[str] = []
+
+    def worker(index: int) -> None:
+        for _ in range(10):
+            out = model.run(frames[index])["output"].to_numpy()
+            if not np.allclose(out, expected[index], atol=ATOL):
+                failures.append(f"thread {index} got another frame's result")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert model.get_profiling().runs == 160
+
+
+def test_async_request_callback_done_and_reuse(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    request = model.create_async_request()
+    assert not request.done
+    seen = []
+    for _ in range(3):
+        frame = conv_net.make_inputs(rng)["input"]
+        request.start({"input": frame}, callback=lambda outputs: seen.append(outputs))
+        result = request.wait(timeout=30)
+        assert request.done
+        np.testing.assert_allclose(
+            result["output"].to_numpy(), conv_net.reference({"input": frame})["output"], atol=ATOL
+        )
+        assert seen[-1] is result
+    assert len(seen) == 3
+
+
+def test_async_busy_request_raises(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    request = model.create_async_request()
+    frame = conv_net.make_inputs(rng)["input"]
+    release = threading.Event()
+    request.start({"input": frame}, callback=lambda _: release.wait(10))
+    with pytest.raises(RequestBusyError):
+        request.start({"input": frame})
+    release.set()
+    request.wait(timeout=30)
+    request.start({"input": frame})
+    request.wait(timeout=30)
+
+
+def test_async_timeout_then_result(runtime, backend, conv_net, rng):
+    from atriva_inference import InferenceTimeoutError
+
+    model = load(runtime, conv_net, backend)
+    request = model.create_async_request()
+    release = threading.Event()
+    request.start(conv_net.make_inputs(rng), callback=lambda _: release.wait(10))
+    with pytest.raises(InferenceTimeoutError):
+        request.wait(timeout=0.05)
+    release.set()
+    assert "output" in request.wait(timeout=30)
+
+
+def test_async_callback_error_surfaces_at_wait(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    request = model.create_async_request()
+
+    def broken(_outputs):
+        raise KeyError("in callback")
+
+    request.start(conv_net.make_inputs(rng), callback=broken)
+    with pytest.raises(KeyError, match="in callback"):
+        request.wait(timeout=30)
+    request.start(conv_net.make_inputs(rng))
+    assert "output" in request.wait(timeout=30)
+
+
+def test_async_invalid_input_raises_at_start_and_request_stays_usable(
+    runtime, backend, conv_net, rng
+):
+    model = load(runtime, conv_net, backend)
+    request = model.create_async_request()
+    with pytest.raises(InvalidInputError):
+        request.start({"input": np.zeros((2, 2), np.float32)})
+    assert not request.busy
+    request.start(conv_net.make_inputs(rng))
+    assert "output" in request.wait(timeout=30)
+
+
+def test_wait_before_start_is_an_error(runtime, backend, conv_net):
+    request = load(runtime, conv_net, backend).create_async_request()
+    with pytest.raises(InferenceRuntimeError, match="never started"):
+        request.wait()
+
+
+def test_stream_runs_every_frame_correctly(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    stream = model.create_stream()
+    for _ in range(5):
+        frame = conv_net.make_inputs(rng)["input"]
+        out = stream.run({"input": runtime.tensor_from_numpy(frame)})
+        np.testing.assert_allclose(
+            out["output"].to_numpy(), conv_net.reference({"input": frame})["output"], atol=ATOL
+        )
+    with pytest.raises(InvalidInputError):
+        stream.run({"input": np.zeros((1, 3), np.float32)})
+    assert "output" in stream.run(conv_net.make_inputs(rng))
+
+
+# -- lifecycle -----------------------------------------------------------------------------
+def test_close_is_idempotent_and_use_after_close_is_clear(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    request = model.create_async_request()
+    stream = model.create_stream()
+    with model:
+        model.run(conv_net.make_inputs(rng))
+    assert model.closed
+    model.close()
+    for action in (
+        lambda: model.run(conv_net.make_inputs(rng)),
+        model.create_stream,
+        model.create_async_request,
+        lambda: request.start(conv_net.make_inputs(rng)),
+        lambda: stream.run(conv_net.make_inputs(rng)),
+    ):
+        with pytest.raises(ModelClosedError, match="closed"):
+            action()
+
+
+def test_no_growth_in_live_objects_over_runs(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    frame = conv_net.make_inputs(rng)["input"]
+    stream = model.create_stream()
+    for _ in range(50):
+        model.run(frame)
+        stream.run(frame)
+    gc.collect()
+    before = len(gc.get_objects())
+    for _ in range(500):
+        model.run(frame)
+        stream.run(frame)
+    gc.collect()
+    assert len(gc.get_objects()) - before < 50
