@@ -68,7 +68,7 @@ class _InputPlan:
                 array = self._convert_layout(array, value._layout)
         elif isinstance(value, np.ndarray):
             array = value
-        else:
+        else:  # numpy scalars, Python numbers, nested lists
             array = self._coerce(value)
         if not self._shape_matches(array.shape):
             raise InvalidInputError(
@@ -264,7 +264,7 @@ class Model:
                 except KeyError:
                     pass  # fall through to the detailed message
             self._check_names(inputs)
-        if isinstance(inputs, (Tensor, np.ndarray)):
+        if isinstance(inputs, (Tensor, np.ndarray, np.generic)):
             if len(plans) == 1:
                 return [plans[0].prepare(inputs)]
             raise InvalidInputError(
