@@ -16,29 +16,19 @@ def zoo_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("zoo")
 
 
-@pytest.fixture(scope="session")
-def conv_net(zoo_dir):
-    return zoo.build_conv_net(zoo_dir)
+def _zoo_fixture(builder):
+    @pytest.fixture(scope="session")
+    def fixture(zoo_dir):
+        return builder(zoo_dir)
+
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def multi_io(zoo_dir):
-    return zoo.build_multi_io(zoo_dir)
-
-
-@pytest.fixture(scope="session")
-def dynamic(zoo_dir):
-    return zoo.build_dynamic(zoo_dir)
-
-
-@pytest.fixture(scope="session")
-def int_bool(zoo_dir):
-    return zoo.build_int_bool(zoo_dir)
-
-
-@pytest.fixture(scope="session")
-def strings(zoo_dir):
-    return zoo.build_strings(zoo_dir)
+conv_net = _zoo_fixture(zoo.build_conv_net)
+multi_io = _zoo_fixture(zoo.build_multi_io)
+dynamic = _zoo_fixture(zoo.build_dynamic)
+int_bool = _zoo_fixture(zoo.build_int_bool)
+strings = _zoo_fixture(zoo.build_strings)
 
 
 @pytest.fixture(params=BACKENDS)

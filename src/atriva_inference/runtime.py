@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import operator
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -163,18 +165,21 @@ def _normalize_precision(precision: str | None) -> str | None:
 
 
 def _reshape(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    try:
-        target = tuple(int(dim) for dim in shape)
-    except (TypeError, ValueError) as exc:
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
         raise InvalidInputError(
-            "shape_override: expected a sequence of integers such as (1, 3, 224, 224), "
+            f"shape_override: expected a sequence of integers such as (1, 3, 224, 224), "
+            f"got {shape!r}"
+        )
+    try:  # operator.index refuses 1.5 and "2" instead of truncating or parsing them
+        target = tuple(operator.index(dim) for dim in shape)
+    except TypeError as exc:
+        raise InvalidInputError(
+            f"shape_override: expected a sequence of integers such as (1, 3, 224, 224), "
             f"got {shape!r}"
         ) from exc
-    count = 1
-    for dim in target:
-        if dim < 0:
-            raise InvalidInputError(f"shape_override: dimensions must be >= 0, got {target}")
-        count *= dim
+    if any(dim < 0 for dim in target):
+        raise InvalidInputError(f"shape_override: dimensions must be >= 0, got {target}")
+    count = math.prod(target)
     if count != array.size:
         raise InvalidInputError(
             f"shape_override: expected a shape with {array.size} elements like the data's "

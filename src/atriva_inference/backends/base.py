@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
+from ..errors import InferenceRuntimeError
 from ..profiling import LayerRecord
 from ..tensor import TensorInfo
 
@@ -31,6 +33,7 @@ __all__ = [
     "Backend",
     "BackendRequest",
     "DoneCallback",
+    "ErrorTranslator",
     "LoadOptions",
     "LoadedModel",
     "RequestStats",
@@ -38,6 +41,35 @@ __all__ = [
 
 #: Called exactly once when an async inference ends: ``(outputs, None)`` or ``(None, error)``.
 DoneCallback = Callable[[list[np.ndarray] | None, BaseException | None], None]
+
+
+class ErrorTranslator:
+    """A backend's one error boundary: ``with translate(ModelLoadError, "cannot load x"):``.
+
+    Any non-runtime exception inside becomes ``error`` (or what ``refine`` picks for it),
+    with ``context`` and the backend's message as ``describe`` cleans it, chained with
+    ``raise ... from exc``: never swallowed, never printed.
+    """
+
+    def __init__(
+        self,
+        describe: Callable[[BaseException], str] = str,
+        refine: Callable[[BaseException, type[InferenceRuntimeError]], type[InferenceRuntimeError]]
+        | None = None,
+    ) -> None:
+        self._describe = describe
+        self._refine = refine
+
+    @contextmanager
+    def __call__(self, error: type[InferenceRuntimeError], context: str) -> Iterator[None]:
+        try:
+            yield
+        except InferenceRuntimeError:
+            raise
+        except Exception as exc:
+            if self._refine is not None:
+                error = self._refine(exc, error)
+            raise error(f"{context}: {self._describe(exc)}") from exc
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ import platform
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from ..errors import (
     ModelLoadError,
 )
 from ..tensor import TensorInfo
-from .base import Backend, BackendRequest, LoadedModel, LoadOptions
+from .base import Backend, BackendRequest, ErrorTranslator, LoadedModel, LoadOptions
 
 __all__ = ["ONNXRuntimeBackend"]
 
@@ -78,18 +77,18 @@ _CPU = "CPUExecutionProvider"
 _CUDA = "CUDAExecutionProvider"
 
 
-@contextmanager
-def _translate(error: type[InferenceRuntimeError], context: str) -> Iterator[None]:
-    """The one place ONNX Runtime exceptions become ours (chained, never swallowed)."""
-    try:
-        yield
-    except InferenceRuntimeError:
-        raise
-    except Exception as exc:
-        if type(exc).__name__ == "InvalidArgument" and error is InferenceFailedError:
-            error = InvalidInputError
-        message = str(exc).replace("[ONNXRuntimeError] : ", "").strip()
-        raise error(f"{context}: {message}") from exc
+def _ort_message(exc: BaseException) -> str:
+    return str(exc).replace("[ONNXRuntimeError] : ", "").strip()
+
+
+def _refine(exc: BaseException, error: type[InferenceRuntimeError]) -> type[InferenceRuntimeError]:
+    """ONNX Runtime's InvalidArgument during a run means the inputs, not the backend."""
+    if error is InferenceFailedError and type(exc).__name__ == "InvalidArgument":
+        return InvalidInputError
+    return error
+
+
+_translate = ErrorTranslator(describe=_ort_message, refine=_refine)
 
 
 def _dims(shape: Sequence[Any] | None) -> tuple[int | None, ...] | None:

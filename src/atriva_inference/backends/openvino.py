@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,18 @@ from ..dtypes import STRING, SUBBYTE_BITS, pack_subbyte, unpack_subbyte
 from ..errors import (
     DeviceUnavailableError,
     InferenceFailedError,
-    InferenceRuntimeError,
     ModelLoadError,
 )
 from ..profiling import LayerRecord
 from ..tensor import TensorInfo
-from .base import Backend, BackendRequest, DoneCallback, LoadedModel, LoadOptions
+from .base import (
+    Backend,
+    BackendRequest,
+    DoneCallback,
+    ErrorTranslator,
+    LoadedModel,
+    LoadOptions,
+)
 
 __all__ = ["OpenVINOBackend"]
 
@@ -64,17 +69,6 @@ _PRECISION_HINTS = {"FP32": "f32", "FP16": "f16", "BF16": "bf16"}
 _PRECISION_NAMES = {"f32": "FP32", "f16": "FP16", "bf16": "BF16"}
 
 
-@contextmanager
-def _translate(error: type[InferenceRuntimeError], context: str) -> Iterator[None]:
-    """The one place OpenVINO exceptions become ours (chained, never swallowed)."""
-    try:
-        yield
-    except InferenceRuntimeError:
-        raise
-    except Exception as exc:
-        raise error(f"{context}: {_first_line(exc)}") from exc
-
-
 def _first_line(exc: BaseException) -> str:
     """OpenVINO messages start with a C++ source location; keep the lines that explain."""
     lines = [
@@ -83,6 +77,9 @@ def _first_line(exc: BaseException) -> str:
         if line.strip() and not line.startswith(("Exception from", "Check '"))
     ]
     return " ".join(lines) or str(exc).strip() or type(exc).__name__
+
+
+_translate = ErrorTranslator(describe=_first_line)
 
 
 def _layout_of(port: Any) -> str | None:
