@@ -165,6 +165,8 @@ def _normalize_precision(precision: str | None) -> str | None:
 
 
 def _reshape(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    if isinstance(shape, np.ndarray) and shape.ndim == 1:
+        shape = shape.tolist()
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
         raise InvalidInputError(
             f"shape_override: expected a sequence of integers such as (1, 3, 224, 224), "

@@ -108,7 +108,11 @@ class Tensor:
         return self._data.copy() if copy else self._data
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        data = self._data if dtype is None else self._data.astype(dtype, copy=False)
+        data = self._data
+        if dtype is not None and np.dtype(dtype) != data.dtype:
+            if copy is False:  # numpy >= 2 protocol: refuse rather than copy silently
+                raise ValueError(f"converting {data.dtype} to {np.dtype(dtype)} needs a copy")
+            return data.astype(dtype)
         return data.copy() if copy else data
 
     def __len__(self) -> int:

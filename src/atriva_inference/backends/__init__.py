@@ -58,14 +58,15 @@ def create_backend(name: str, *, cache_dir: Path | None = None) -> Backend:
     entry = _check_known(name)
     name = name.lower()
     for package in entry.packages:
-        if importlib.util.find_spec(package) is None:
-            try:  # fails at once; done only to chain the real ImportError
+        try:
+            found = importlib.util.find_spec(package) is not None
+            if not found:  # fails at once; done only to chain the real ImportError
                 importlib.import_module(package)
-            except ImportError as exc:
-                raise BackendUnavailableError(
-                    f"backend '{name}' needs the '{package}' package, which is not installed: "
-                    f"{_install_hint(name)}"
-                ) from exc
+        except (ImportError, ValueError) as exc:
+            raise BackendUnavailableError(
+                f"backend '{name}' needs the '{package}' package, which is not installed: "
+                f"{_install_hint(name)}"
+            ) from exc
     module_name, class_name = entry.target.split(":")
     try:
         module = importlib.import_module(module_name)
