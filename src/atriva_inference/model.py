@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from .backends.base import BackendRequest, LoadedModel
+from .backends.base import BackendRequest, LoadedModel, RequestStats
 from .dtypes import convert_array
 from .errors import (
     InferenceFailedError,
@@ -194,9 +195,7 @@ class Model:
         try:
             outputs = request.infer(arrays)
         finally:
-            stats = request.stats
-            stats.runs += 1
-            stats.wall_ns += time.perf_counter_ns() - started
+            request.stats.record(started, time.perf_counter_ns())
             self._idle.append(request)
         return self._wrap(outputs)
 
@@ -216,9 +215,11 @@ class Model:
         totals = _Totals()
         with self._requests_lock:
             requests = list(self._requests)
-        for request in requests:
-            totals.add(request)
+        for index, request in enumerate(requests):
+            totals.add(request, index)
         loaded = self._loaded
+        for layer in loaded.collect_layers():
+            totals.add_layer(layer)
         return Profile(
             backend=self._backend,
             device=loaded.device,
@@ -228,8 +229,17 @@ class Model:
             device_time_ms=totals.device_ns / 1e6,
             compile_ms=loaded.compile_ms,
             layers=list(totals.layers.values()),
-            layer_detail=bool(totals.layers),
+            layer_detail=loaded.profiling,
+            timeline=sorted(totals.timeline),
         )
+
+    def reset_profiling(self) -> None:
+        """Zero the counters and layer records (compile time, a property of the load, stays)."""
+        with self._requests_lock:
+            requests = list(self._requests)
+        for request in requests:
+            request.stats = RequestStats()
+        self._loaded.reset_layers()
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
@@ -320,19 +330,25 @@ class _Totals:
         self.wall_ns = 0
         self.device_ns = 0
         self.layers: dict[tuple[str, str], LayerRecord] = {}
+        self.timeline: list[tuple[int, int, int]] = []
 
-    def add(self, request: BackendRequest) -> None:
+    def add(self, request: BackendRequest, index: int) -> None:
         stats = request.stats
         self.runs += stats.runs
         self.wall_ns += stats.wall_ns
         self.device_ns += stats.device_ns
-        for key, layer in list(stats.layers.items()):
-            total = self.layers.get(key)
-            if total is None:
-                self.layers[key] = LayerRecord(**vars(layer))
-            else:
-                total.time_ms += layer.time_ms
-                total.count += layer.count
+        self.timeline.extend((start, end, index) for start, end in list(stats.timeline))
+        for layer in list(stats.layers.values()):
+            self.add_layer(layer)
+
+    def add_layer(self, layer: LayerRecord) -> None:
+        key = (layer.name, layer.type)
+        total = self.layers.get(key)
+        if total is None:
+            self.layers[key] = replace(layer)
+        else:
+            total.time_ms += layer.time_ms
+            total.count += layer.count
 
 
 class AsyncRequest:
@@ -383,9 +399,7 @@ class AsyncRequest:
             raise
 
     def _on_done(self, outputs: list[np.ndarray] | None, error: BaseException | None) -> None:
-        stats = self._request.stats
-        stats.runs += 1
-        stats.wall_ns += time.perf_counter_ns() - self._started_ns
+        self._request.stats.record(self._started_ns, time.perf_counter_ns())
         if error is not None and not isinstance(error, InferenceRuntimeError):
             wrapped = InferenceFailedError(f"asynchronous inference failed: {error}")
             wrapped.__cause__ = error
@@ -453,7 +467,5 @@ class Stream:
         try:
             outputs = request.infer_bound(arrays)
         finally:
-            stats = request.stats
-            stats.runs += 1
-            stats.wall_ns += time.perf_counter_ns() - started
+            request.stats.record(started, time.perf_counter_ns())
         return model._wrap(outputs)

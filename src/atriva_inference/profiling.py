@@ -2,15 +2,24 @@
 
 Aggregates (run count, wall time, device time, host overhead, compile time) are always
 kept as cheap per-request counters. Per-layer records need ``load_model(...,
-profiling=True)`` because collecting them slows every run down.
+profiling=True)`` because collecting them slows every run down. With layer detail,
+``transfer_ms`` sums the layers that only move or convert data (reorders, converts,
+host/device copies), tagged ``transfer`` in their record.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["LayerRecord", "Profile"]
+__all__ = ["TRANSFER_LAYER_TYPES", "LayerRecord", "Profile"]
+
+#: Layer types that move or convert data rather than compute (OpenVINO and ONNX Runtime names).
+TRANSFER_LAYER_TYPES = frozenset(
+    {"Reorder", "Convert", "MemcpyToHost", "MemcpyFromHost", "ReorderInput", "ReorderOutput"}
+)
 
 
 @dataclass
@@ -25,6 +34,11 @@ class LayerRecord:
     count: int = 0
     executed: bool = True
 
+    @property
+    def transfer(self) -> bool:
+        """True for layers that only move or convert data."""
+        return self.type in TRANSFER_LAYER_TYPES
+
 
 @dataclass
 class Profile:
@@ -36,10 +50,11 @@ class Profile:
     runs: int = 0
     wall_time_ms: float = 0.0
     device_time_ms: float = 0.0
-    transfer_ms: float = 0.0
     compile_ms: float = 0.0
     layers: list[LayerRecord] = field(default_factory=list)
     layer_detail: bool = False
+    #: (start_ns, end_ns, request index) of recent runs, perf_counter clock; for traces.
+    timeline: list[tuple[int, int, int]] = field(default_factory=list, repr=False)
 
     @property
     def host_overhead_ms(self) -> float:
@@ -48,24 +63,83 @@ class Profile:
             return 0.0
         return max(self.wall_time_ms - self.device_time_ms, 0.0)
 
+    @property
+    def transfer_ms(self) -> float:
+        """Time in data-movement and conversion layers (needs layer detail)."""
+        return float(sum(layer.time_ms for layer in self.layers if layer.transfer))
+
+    def sorted_layers(self) -> list[LayerRecord]:
+        """Layers, heaviest first."""
+        return sorted(self.layers, key=lambda layer: layer.time_ms, reverse=True)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict; ``layers`` heaviest first."""
         data = asdict(self)
+        del data["timeline"]
         data["host_overhead_ms"] = self.host_overhead_ms
-        data["layers"] = [asdict(layer) for layer in self._sorted_layers()]
+        data["transfer_ms"] = self.transfer_ms
+        data["layers"] = [
+            {**asdict(layer), "transfer": layer.transfer} for layer in self.sorted_layers()
+        ]
         return data
 
-    def _sorted_layers(self) -> list[LayerRecord]:
-        return sorted(self.layers, key=lambda layer: layer.time_ms, reverse=True)
+    def to_chrome_trace(self, path: str | os.PathLike[str]) -> None:
+        """Write a Chrome/Perfetto trace (``{"traceEvents": [...]}``).
+
+        Process 1 holds the recent runs, one track per request, on their real timeline.
+        Process 2 (with layer detail) holds the layers of one mean run laid end to end in
+        execution order: backends report per-layer durations, not start times.
+        """
+        events: list[dict[str, Any]] = [
+            _metadata(1, f"{self.backend} {self.device} {self.precision}: runs"),
+        ]
+        origin = self.timeline[0][0] if self.timeline else 0
+        for start, end, request in self.timeline:
+            events.append(
+                {
+                    "name": "run",
+                    "cat": "run",
+                    "ph": "X",
+                    "pid": 1,
+                    "tid": request,
+                    "ts": (start - origin) / 1e3,
+                    "dur": (end - start) / 1e3,
+                }
+            )
+        if self.layers:
+            events.append(_metadata(2, "layers (mean per run, end to end)"))
+            cursor = 0.0
+            for layer in self.layers:
+                mean_us = layer.time_ms * 1e3 / max(layer.count, 1)
+                events.append(
+                    {
+                        "name": layer.name,
+                        "cat": "transfer" if layer.transfer else "layer",
+                        "ph": "X",
+                        "pid": 2,
+                        "tid": 0,
+                        "ts": cursor,
+                        "dur": mean_us,
+                        "args": {
+                            "type": layer.type,
+                            "implementation": layer.implementation,
+                            "count": layer.count,
+                            "total_ms": layer.time_ms,
+                        },
+                    }
+                )
+                cursor += mean_us
+        with open(path, "w", encoding="utf-8") as trace:
+            json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, trace)
 
     def __str__(self) -> str:
         lines = [f"Profile: backend={self.backend} device={self.device} precision={self.precision}"]
-        layers = self._sorted_layers()
+        layers = self.sorted_layers()
         if layers:
             total = sum(layer.time_ms for layer in layers) or 1.0
             lines.append(
                 f"{'layer':<40} {'type':<18} {'implementation':<24} "
-                f"{'ms':>9} {'share':>7} {'runs':>6}"
+                f"{'ms':>9} {'share':>7} {'count':>6}"
             )
             for layer in layers:
                 lines.append(
@@ -80,7 +154,12 @@ class Profile:
             f"wall time       {self.wall_time_ms:.3f} ms (mean {mean:.3f} ms/run)",
             f"device time     {self.device_time_ms:.3f} ms",
             f"host overhead   {self.host_overhead_ms:.3f} ms",
-            f"transfers       {self.transfer_ms:.3f} ms",
+            f"transfers       {self.transfer_ms:.3f} ms"
+            + ("" if self.layer_detail else " (needs layer detail)"),
             f"compile         {self.compile_ms:.3f} ms",
         ]
         return "\n".join(lines)
+
+
+def _metadata(pid: int, name: str) -> dict[str, Any]:
+    return {"name": "process_name", "ph": "M", "pid": pid, "args": {"name": name}}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -81,6 +82,10 @@ class LoadOptions:
     cache_dir: Path | None = None
 
 
+#: How many recent runs each request remembers for the trace timeline.
+TIMELINE_LENGTH = 4096
+
+
 @dataclass
 class RequestStats:
     """Cheap counters a request keeps; only its current user touches them (no lock)."""
@@ -89,6 +94,13 @@ class RequestStats:
     wall_ns: int = 0
     device_ns: int = 0  # 0 when the backend has no measure of its own
     layers: dict[tuple[str, str], LayerRecord] = field(default_factory=dict)
+    timeline: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=TIMELINE_LENGTH))
+
+    def record(self, started_ns: int, ended_ns: int) -> None:
+        """Count one run that took from ``started_ns`` to ``ended_ns`` (perf_counter_ns)."""
+        self.runs += 1
+        self.wall_ns += ended_ns - started_ns
+        self.timeline.append((started_ns, ended_ns))
 
 
 class BackendRequest(ABC):
@@ -137,10 +149,18 @@ class LoadedModel(ABC):
     precision: str
     loaded_from_cache: bool = False
     compile_ms: float = 0.0
+    profiling: bool = False  # per-layer records requested at load
 
     @abstractmethod
     def create_request(self) -> BackendRequest:
         """A new, independent execution context."""
+
+    def collect_layers(self) -> list[LayerRecord]:
+        """Layer records a backend keeps per model rather than per request (ONNX Runtime)."""
+        return []
+
+    def reset_layers(self) -> None:
+        """Forget what :meth:`collect_layers` has gathered."""
 
     def close(self) -> None:
         """Release the compiled model."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
+import json
 import os
 import platform
 import tempfile
@@ -25,6 +27,7 @@ from ..errors import (
     InvalidInputError,
     ModelLoadError,
 )
+from ..profiling import LayerRecord
 from ..tensor import TensorInfo
 from .base import Backend, BackendRequest, ErrorTranslator, LoadedModel, LoadOptions
 
@@ -167,7 +170,7 @@ class ONNXRuntimeBackend(Backend):
             warnings.warn_explicit(
                 warning.message, warning.category, warning.filename, warning.lineno
             )
-        return ONNXRuntimeModel(session, device, compile_ms, from_cache)
+        return ONNXRuntimeModel(session, device, compile_ms, from_cache, options.profiling)
 
     def _session_options(self, options: LoadOptions) -> Any:
         session_options = ort.SessionOptions()
@@ -213,22 +216,79 @@ class ONNXRuntimeBackend(Backend):
 
 
 class ONNXRuntimeModel(LoadedModel):
-    def __init__(self, session: Any, device: str, compile_ms: float, from_cache: bool) -> None:
+    def __init__(
+        self, session: Any, device: str, compile_ms: float, from_cache: bool, profiling: bool
+    ) -> None:
         self._session = session
         self.device = device
         self.compile_ms = compile_ms
         self.loaded_from_cache = from_cache
+        self.profiling = profiling
         self.inputs = [_describe(node) for node in session.get_inputs()]
         self.outputs = [_describe(node) for node in session.get_outputs()]
         self.precision = _declared_precision(self.inputs + self.outputs)
         self.input_names = [info.name for info in self.inputs]
         self.output_names = [info.name for info in self.outputs]
+        self._layers: list[LayerRecord] | None = None
+        self._layers_after_us = 0.0
 
     def create_request(self) -> BackendRequest:
         return ONNXRuntimeRequest(self)
 
+    def collect_layers(self) -> list[LayerRecord]:
+        """Parse ONNX Runtime's profile. It can only be read once (``end_profiling`` ends
+        it for the session), so layer detail covers the runs before the first call."""
+        if not self.profiling or self._session is None:
+            return []
+        if self._layers is None:
+            with _translate(InferenceFailedError, "cannot read ONNX Runtime's profile"):
+                self._layers = _parse_profile(
+                    self._session.end_profiling(), self.device, self._layers_after_us
+                )
+        return self._layers
+
+    def reset_layers(self) -> None:
+        if self._layers is not None:
+            self._layers = []
+        elif self.profiling and self._session is not None:
+            # ORT's event times are microseconds from its profiling start (wall clock).
+            started_ns = self._session.get_profiling_start_time_ns()
+            self._layers_after_us = (time.time_ns() - started_ns) / 1e3
+
     def close(self) -> None:
+        if self.profiling and self._layers is None and self._session is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                os.remove(self._session.end_profiling())  # leave no profile files behind
         self._session = None
+
+
+def _parse_profile(path: str, device: str, after_us: float) -> list[LayerRecord]:
+    try:
+        with open(path, encoding="utf-8") as profile:
+            events = json.load(profile)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+    layers: dict[str, LayerRecord] = {}
+    for event in events:
+        name = event.get("name", "")
+        if event.get("cat") != "Node" or not name.endswith("_kernel_time"):
+            continue
+        if event.get("ts", 0) < after_us:
+            continue
+        args = event.get("args", {})
+        node = name[: -len("_kernel_time")]
+        record = layers.get(node)
+        if record is None:
+            record = layers[node] = LayerRecord(
+                name=node,
+                type=args.get("op_name", ""),
+                implementation=args.get("provider", "").replace("ExecutionProvider", ""),
+                device=device,
+            )
+        record.time_ms += event.get("dur", 0) / 1e3
+        record.count += 1
+    return list(layers.values())
 
 
 def _declared_precision(infos: Sequence[TensorInfo]) -> str:
