@@ -117,3 +117,31 @@ def test_aggregates_without_layer_profiling(runtime, conv_net, rng):
     assert profile.layers == [] and profile.runs == 1
     assert profile.wall_time_ms >= profile.device_time_ms > 0
     assert "profiling=True" in str(profile)
+
+
+def test_inputs_are_bound_without_copy_and_stream_outputs_reuse_one_buffer(runtime, conv_net, rng):
+    model = runtime.load_model(conv_net.ir_path)
+    stream = model.create_stream()
+    frames = [conv_net.make_inputs(rng)["input"] for _ in range(3)]
+    outputs = []
+    for frame in frames:
+        out = stream.run(frame)["output"].to_numpy()
+        bound = stream._request._request.get_input_tensor(0).data
+        assert np.shares_memory(bound, frame)  # the frame itself is the input: no copy
+        np.testing.assert_allclose(out, conv_net.reference({"input": frame})["output"], atol=1e-4)
+        outputs.append(out)
+    assert np.shares_memory(outputs[0], outputs[-1])  # documented: valid until the next run
+    first = model.run(frames[0])["output"].to_numpy()
+    second = model.run(frames[1])["output"].to_numpy()
+    assert not np.shares_memory(first, second)  # run() outputs belong to the caller
+
+
+def test_a_frame_buffer_rewritten_in_place_is_seen(runtime, conv_net, rng):
+    """Cameras often decode into one reused buffer: the binding must see new contents."""
+    model = runtime.load_model(conv_net.ir_path)
+    stream = model.create_stream()
+    buffer = np.empty((1, 3, 16, 16), np.float32)
+    for _ in range(3):
+        buffer[...] = rng.random(buffer.shape, dtype=np.float32)
+        out = stream.run(buffer)["output"].to_numpy()
+        np.testing.assert_allclose(out, conv_net.reference({"input": buffer})["output"], atol=1e-4)
