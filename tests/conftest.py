@@ -29,6 +29,7 @@ multi_io = _zoo_fixture(zoo.build_multi_io)
 dynamic = _zoo_fixture(zoo.build_dynamic)
 int_bool = _zoo_fixture(zoo.build_int_bool)
 strings = _zoo_fixture(zoo.build_strings)
+slow = _zoo_fixture(zoo.build_slow)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -242,3 +242,36 @@ def ov_ir_of(onnx_path: Path, directory: Path) -> Path:
     if not xml.exists():
         ov.save_model(ov.Core().read_model(str(onnx_path)), str(xml), compress_to_fp16=False)
     return xml
+
+
+def build_slow(directory: Path) -> ZooModel:
+    """x float32[512,512] -> eight MatMuls by a fixed matrix: ~2 GFLOP, tens of ms or more,
+    for timeouts and in-flight limits."""
+    rng = np.random.default_rng(3)
+    weight = (rng.standard_normal((512, 512)) / np.sqrt(512)).astype(np.float32)
+    nodes, previous = [], "x"
+    for index in range(8):
+        name = "y" if index == 7 else f"h{index}"
+        nodes.append(helper.make_node("MatMul", [previous, "w"], [name]))
+        previous = name
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [512, 512])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [512, 512])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    onnx_path, ir_path = save(model, directory, "slow")
+
+    def reference(feed):
+        out = feed["x"].astype(np.float64)
+        for _ in range(8):
+            out = out @ weight
+        return {"y": out}
+
+    return ZooModel(
+        "slow",
+        onnx_path,
+        ir_path,
+        lambda rng: {"x": rng.standard_normal((512, 512)).astype(np.float32)},
+        reference,
+    )

@@ -22,7 +22,8 @@ from .errors import (
     ModelLoadError,
     RequestBusyError,
 )
-from .model import AsyncRequest, Model, Stream
+from .execution import AsyncQueue, AsyncRequest, AsyncResult, Stream
+from .model import Model
 from .profiling import LayerRecord, Profile
 from .runtime import InferenceRuntime
 from .tensor import Tensor, TensorInfo
@@ -30,7 +31,9 @@ from .tensor import Tensor, TensorInfo
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncQueue",
     "AsyncRequest",
+    "AsyncResult",
     "BackendStatus",
     "BackendUnavailableError",
     "DeviceUnavailableError",

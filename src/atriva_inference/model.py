@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -12,22 +12,12 @@ import numpy as np
 
 from .backends.base import BackendRequest, LoadedModel, RequestStats
 from .dtypes import convert_array
-from .errors import (
-    InferenceFailedError,
-    InferenceRuntimeError,
-    InferenceTimeoutError,
-    InvalidInputError,
-    ModelClosedError,
-    RequestBusyError,
-)
+from .errors import InvalidInputError, ModelClosedError
+from .execution import AsyncQueue, AsyncRequest, Inputs, Outputs, Stream
 from .profiling import LayerRecord, Profile
 from .tensor import Tensor, TensorInfo, format_signature
 
-__all__ = ["AsyncRequest", "Model", "Stream"]
-
-Outputs = dict[str, Tensor]
-InputValue = Tensor | np.ndarray
-Inputs = Mapping[str, Any] | Tensor | np.ndarray
+__all__ = ["Model"]
 
 
 def infer_layout(info: TensorInfo) -> str | None:
@@ -204,6 +194,22 @@ class Model:
         self._check_open()
         return AsyncRequest(self, self._new_request())
 
+    def create_async_queue(self, depth: int | None = None) -> AsyncQueue:
+        """A bounded queue of ``depth`` in-flight requests for pipelines, results in order.
+
+        ``depth=None`` takes the backend's optimal number of requests (OpenVINO's
+        ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` under its THROUGHPUT hint). The queue's
+        throughput-tuned executable is compiled on first use; that compile is counted in
+        ``get_profiling().compile_ms``.
+        """
+        self._check_open()
+        if depth is not None and (not isinstance(depth, int) or depth < 1):
+            raise InvalidInputError(f"depth: expected a positive integer or None, got {depth!r}")
+        requests = self._loaded.create_throughput_requests(depth)
+        with self._requests_lock:
+            self._requests.extend(requests)
+        return AsyncQueue(self, requests)
+
     def create_stream(self) -> Stream:
         """A dedicated request for one producer (one camera), reused every frame."""
         self._check_open()
@@ -349,123 +355,3 @@ class _Totals:
         else:
             total.time_ms += layer.time_ms
             total.count += layer.count
-
-
-class AsyncRequest:
-    """One in-flight inference at a time: ``start`` returns at once, ``wait`` gives outputs.
-
-    ``callback(outputs)`` (optional) runs on the backend's thread when the inference
-    succeeds; an exception it raises is kept and re-raised by :meth:`wait`, as is any
-    inference error. The request is reusable after ``wait``.
-    """
-
-    def __init__(self, model: Model, request: BackendRequest) -> None:
-        self._model = model
-        self._request = request
-        self._lock = threading.Lock()
-        self._finished = threading.Event()
-        self._busy = False
-        self._started = False
-        self._callback: Callable[[Outputs], Any] | None = None
-        self._inputs: list[np.ndarray] = []
-        self._outputs: Outputs | None = None
-        self._error: BaseException | None = None
-        self._started_ns = 0
-
-    def start(self, inputs: Inputs, callback: Callable[[Outputs], Any] | None = None) -> None:
-        """Validate ``inputs`` and begin inference; raises if the request is still busy."""
-        model = self._model
-        model._check_open()
-        with self._lock:
-            if self._busy:
-                raise RequestBusyError(
-                    "request is still running: wait() for it before starting it again, "
-                    "or create another request"
-                )
-            self._busy = True
-        try:
-            self._started_ns = time.perf_counter_ns()
-            # Keeping the arrays referenced keeps their memory alive while the backend reads it.
-            self._inputs = model._prepare(inputs)
-            self._callback = callback
-            self._outputs = None
-            self._error = None
-            self._finished.clear()
-            self._started = True
-            self._request.start(self._inputs, self._on_done)
-        except BaseException:
-            self._busy = False
-            self._inputs = []
-            raise
-
-    def _on_done(self, outputs: list[np.ndarray] | None, error: BaseException | None) -> None:
-        self._request.stats.record(self._started_ns, time.perf_counter_ns())
-        if error is not None and not isinstance(error, InferenceRuntimeError):
-            wrapped = InferenceFailedError(f"asynchronous inference failed: {error}")
-            wrapped.__cause__ = error
-            error = wrapped
-        elif error is None and outputs is not None:
-            self._outputs = self._model._wrap(outputs)
-            if self._callback is not None:
-                try:
-                    self._callback(self._outputs)
-                except BaseException as exc:  # the caller's own error, raised as-is at wait()
-                    error = exc
-        self._error = error
-        self._inputs = []
-        self._finished.set()
-
-    @property
-    def done(self) -> bool:
-        """True when the started inference has finished (successfully or not)."""
-        return self._started and self._finished.is_set()
-
-    @property
-    def busy(self) -> bool:
-        """True between ``start`` and the ``wait`` that collects the result."""
-        return self._busy
-
-    def wait(self, timeout: float | None = None) -> Outputs:
-        """Block until done and return the outputs, or raise the inference's error.
-
-        On timeout raises :class:`InferenceTimeoutError`; the request stays busy and
-        ``wait`` may be called again.
-        """
-        if not self._started:
-            raise InferenceRuntimeError("wait() called on a request that was never started")
-        if not self._finished.wait(timeout):
-            raise InferenceTimeoutError(
-                f"inference did not complete within {timeout} s; the request is still running"
-            )
-        self._busy = False
-        error, outputs = self._error, self._outputs
-        if error is not None:
-            self._error = None
-            raise error
-        assert outputs is not None
-        return outputs
-
-
-class Stream:
-    """A dedicated, pre-bound request for one producer, reused every frame.
-
-    Outputs of :meth:`run` may be views into the stream's own buffers: they are valid until
-    the next ``run`` of this stream. Copy (``tensor.to_numpy(copy=True)``) to keep them.
-    A stream is for one thread; use more streams for more producers.
-    """
-
-    def __init__(self, model: Model, request: BackendRequest) -> None:
-        self._model = model
-        self._request = request
-
-    def run(self, inputs: Inputs) -> Outputs:
-        started = time.perf_counter_ns()
-        model = self._model
-        model._check_open()
-        arrays = model._prepare(inputs)
-        request = self._request
-        try:
-            outputs = request.infer_bound(arrays)
-        finally:
-            request.stats.record(started, time.perf_counter_ns())
-        return model._wrap(outputs)

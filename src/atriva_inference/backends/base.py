@@ -83,7 +83,7 @@ class LoadOptions:
 
 
 #: How many recent runs each request remembers for the trace timeline.
-TIMELINE_LENGTH = 4096
+TIMELINE_LENGTH = 1024
 
 
 @dataclass
@@ -154,6 +154,11 @@ class LoadedModel(ABC):
     @abstractmethod
     def create_request(self) -> BackendRequest:
         """A new, independent execution context."""
+
+    def create_throughput_requests(self, count: int | None) -> list[BackendRequest]:
+        """Requests for many inferences in flight (the async queue); ``None`` = the
+        backend's optimal number. The default: ordinary requests, two of them."""
+        return [self.create_request() for _ in range(count or 2)]
 
     def collect_layers(self) -> list[LayerRecord]:
         """Layer records a backend keeps per model rather than per request (ONNX Runtime)."""

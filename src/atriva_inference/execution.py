@@ -1,0 +1,284 @@
+"""Asynchronous requests, the in-order async queue and streams.
+
+All three are built on one primitive, :meth:`BackendRequest.start` (begin an inference,
+call ``on_done(outputs, error)`` exactly once), so no backend writes them again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .backends.base import BackendRequest
+from .errors import (
+    InferenceFailedError,
+    InferenceRuntimeError,
+    InferenceTimeoutError,
+    RequestBusyError,
+)
+from .tensor import Tensor
+
+if TYPE_CHECKING:
+    from .model import Model
+
+__all__ = ["AsyncQueue", "AsyncRequest", "AsyncResult", "Inputs", "Outputs", "Stream"]
+
+Outputs = dict[str, Tensor]
+Inputs = Mapping[str, Any] | Tensor | np.ndarray
+Callback = Callable[[Outputs], Any]
+
+
+def _finish(
+    model: Model,
+    request: BackendRequest,
+    started_ns: int,
+    outputs: list[np.ndarray] | None,
+    error: BaseException | None,
+    callback: Callback | None,
+) -> tuple[Outputs | None, BaseException | None]:
+    """What every async completion does: count it, wrap outputs, run the user's callback.
+
+    A backend error that is not ours yet is wrapped (and chained); an exception raised by
+    the callback is the caller's own and is returned as it is, to be raised at ``wait``.
+    """
+    request.stats.record(started_ns, time.perf_counter_ns())
+    if error is not None:
+        if not isinstance(error, InferenceRuntimeError):
+            wrapped = InferenceFailedError(f"asynchronous inference failed: {error}")
+            wrapped.__cause__ = error
+            error = wrapped
+        return None, error
+    wrapped_outputs = model._wrap(outputs or [])
+    if callback is not None:
+        try:
+            callback(wrapped_outputs)
+        except BaseException as exc:  # surfaces at wait(), never lost
+            return wrapped_outputs, exc
+    return wrapped_outputs, None
+
+
+class AsyncRequest:
+    """One in-flight inference at a time: ``start`` returns at once, ``wait`` gives outputs.
+
+    ``callback(outputs)`` (optional) runs on the backend's thread when the inference
+    succeeds; an exception it raises is kept and re-raised by :meth:`wait`, as is any
+    inference error. The request is reusable after ``wait``.
+    """
+
+    def __init__(self, model: Model, request: BackendRequest) -> None:
+        self._model = model
+        self._request = request
+        self._lock = threading.Lock()
+        self._finished = threading.Event()
+        self._busy = False
+        self._started = False
+        self._callback: Callback | None = None
+        self._inputs: list[np.ndarray] = []
+        self._outputs: Outputs | None = None
+        self._error: BaseException | None = None
+        self._started_ns = 0
+
+    def start(self, inputs: Inputs, callback: Callback | None = None) -> None:
+        """Validate ``inputs`` and begin inference; raises if the request is still busy."""
+        model = self._model
+        model._check_open()
+        with self._lock:
+            if self._busy:
+                raise RequestBusyError(
+                    "request is still running: wait() for it before starting it again, "
+                    "or create another request"
+                )
+            self._busy = True
+        try:
+            self._started_ns = time.perf_counter_ns()
+            # Keeping the arrays referenced keeps their memory alive while the backend reads it.
+            self._inputs = model._prepare(inputs)
+            self._callback = callback
+            self._outputs = None
+            self._error = None
+            self._finished.clear()
+            self._started = True
+            self._request.start(self._inputs, self._on_done)
+        except BaseException:
+            self._busy = False
+            self._inputs = []
+            raise
+
+    def _on_done(self, outputs: list[np.ndarray] | None, error: BaseException | None) -> None:
+        self._outputs, self._error = _finish(
+            self._model, self._request, self._started_ns, outputs, error, self._callback
+        )
+        self._inputs = []
+        self._finished.set()
+
+    @property
+    def done(self) -> bool:
+        """True when the started inference has finished (successfully or not)."""
+        return self._started and self._finished.is_set()
+
+    @property
+    def busy(self) -> bool:
+        """True between ``start`` and the ``wait`` that collects the result."""
+        return self._busy
+
+    def wait(self, timeout: float | None = None) -> Outputs:
+        """Block until done and return the outputs, or raise the inference's error.
+
+        On timeout raises :class:`InferenceTimeoutError`; the request stays busy and
+        ``wait`` may be called again.
+        """
+        if not self._started:
+            raise InferenceRuntimeError("wait() called on a request that was never started")
+        if not self._finished.wait(timeout):
+            raise InferenceTimeoutError(
+                f"inference did not complete within {timeout} s; the request is still running"
+            )
+        self._busy = False
+        error, outputs = self._error, self._outputs
+        if error is not None:
+            self._error = None
+            raise error
+        assert outputs is not None
+        return outputs
+
+
+class AsyncResult:
+    """The future of one frame submitted to an :class:`AsyncQueue`."""
+
+    __slots__ = ("_error", "_finished", "_outputs")
+
+    def __init__(self) -> None:
+        self._finished = threading.Event()
+        self._outputs: Outputs | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+    def wait(self, timeout: float | None = None) -> Outputs:
+        """The frame's outputs; raises its inference or callback error, or on timeout."""
+        if not self._finished.wait(timeout):
+            raise InferenceTimeoutError(f"inference did not complete within {timeout} s")
+        if self._error is not None:
+            raise self._error
+        assert self._outputs is not None
+        return self._outputs
+
+
+class AsyncQueue:
+    """At most ``depth`` inferences in flight, for pipelines (one queue per model).
+
+    ``submit`` blocks while all requests are busy (back-pressure), then returns an
+    :class:`AsyncResult`. ``map`` yields outputs in submission order. Use it as a context
+    manager: leaving the block waits for everything submitted.
+    """
+
+    def __init__(self, model: Model, requests: list[BackendRequest]) -> None:
+        self._model = model
+        self._free = list(requests)
+        self._depth = len(requests)
+        self._available = threading.Condition()
+        self._in_flight = 0
+
+    @property
+    def depth(self) -> int:
+        """How many inferences may be in flight at once."""
+        return self._depth
+
+    def submit(self, inputs: Inputs, callback: Callback | None = None) -> AsyncResult:
+        """Validate ``inputs``, wait for a free request, start it; returns the frame's result.
+
+        Invalid inputs raise here, before anything is queued.
+        """
+        model = self._model
+        model._check_open()
+        arrays = model._prepare(inputs)
+        with self._available:
+            while not self._free:
+                self._available.wait()
+            request = self._free.pop()
+            self._in_flight += 1
+        result = AsyncResult()
+        started_ns = time.perf_counter_ns()
+
+        def on_done(outputs: list[np.ndarray] | None, error: BaseException | None) -> None:
+            result._outputs, result._error = _finish(
+                model, request, started_ns, outputs, error, callback
+            )
+            with self._available:
+                self._free.append(request)
+                self._in_flight -= 1
+                self._available.notify()
+            result._finished.set()
+            del arrays[:]  # the backend is done reading them
+
+        try:
+            request.start(arrays, on_done)
+        except BaseException:
+            with self._available:
+                self._free.append(request)
+                self._in_flight -= 1
+                self._available.notify()
+            raise
+        return result
+
+    def map(self, frames: Iterable[Inputs]) -> Iterator[Outputs]:
+        """Run every item of ``frames``; yield their outputs in submission order."""
+        pending: deque[AsyncResult] = deque()
+        for inputs in frames:
+            if len(pending) >= self._depth:  # bounds what waits to be yielded, too
+                yield pending.popleft().wait()
+            pending.append(self.submit(inputs))
+            while pending and pending[0].done:
+                yield pending.popleft().wait()
+        while pending:
+            yield pending.popleft().wait()
+
+    def wait_all(self, timeout: float | None = None) -> None:
+        """Block until nothing is in flight."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._available:
+            while self._in_flight:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise InferenceTimeoutError(
+                        f"{self._in_flight} inference(s) still in flight after {timeout} s"
+                    )
+                self._available.wait(remaining)
+
+    def __enter__(self) -> AsyncQueue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.wait_all()
+
+
+class Stream:
+    """A dedicated, pre-bound request for one producer, reused every frame.
+
+    Outputs of :meth:`run` may be views into the stream's own buffers: they are valid until
+    the next ``run`` of this stream. Copy (``tensor.to_numpy(copy=True)``) to keep them.
+    A stream is for one thread; use more streams for more producers.
+    """
+
+    def __init__(self, model: Model, request: BackendRequest) -> None:
+        self._model = model
+        self._request = request
+
+    def run(self, inputs: Inputs) -> Outputs:
+        started = time.perf_counter_ns()
+        model = self._model
+        model._check_open()
+        arrays = model._prepare(inputs)
+        request = self._request
+        try:
+            outputs = request.infer_bound(arrays)
+        finally:
+            request.stats.record(started, time.perf_counter_ns())
+        return model._wrap(outputs)

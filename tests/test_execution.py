@@ -1,0 +1,194 @@
+"""Async requests, the in-order async queue and streams, on every usable backend."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from atriva_inference import InferenceTimeoutError, InvalidInputError
+from atriva_inference.backends.base import TIMELINE_LENGTH
+
+ATOL = 1e-4
+
+
+def frames_of(count):
+    return [np.full((1, 3, 16, 16), index / count, np.float32) for index in range(count)]
+
+
+def load(runtime, zoo_model, backend):
+    return runtime.load_model(zoo_model.path_for(backend), device="CPU")
+
+
+def test_queue_map_yields_in_submission_order(runtime, backend, conv_net):
+    model = load(runtime, conv_net, backend)
+    frames = frames_of(24)
+    with model.create_async_queue() as queue:
+        outputs = list(queue.map(frames))
+    assert len(outputs) == len(frames)
+    for frame, out in zip(frames, outputs):
+        np.testing.assert_allclose(
+            out["output"].to_numpy(), conv_net.reference({"input": frame})["output"], atol=ATOL
+        )
+
+
+def test_queue_submit_callbacks_once_each(runtime, backend, conv_net):
+    model = load(runtime, conv_net, backend)
+    frames = frames_of(12)
+    calls: list[float] = []
+    lock = threading.Lock()
+
+    def callback(outputs):
+        with lock:
+            calls.append(float(outputs["output"].to_numpy()[0, 0, 8, 8]))
+
+    with model.create_async_queue(depth=3) as queue:
+        results = [queue.submit({"input": frame}, callback=callback) for frame in frames]
+    assert all(result.done for result in results)  # leaving the block waited for all
+    expected = [float(r.wait()["output"].to_numpy()[0, 0, 8, 8]) for r in results]
+    assert sorted(calls) == sorted(expected) and len(calls) == len(frames)
+
+
+def test_queue_default_depth_is_the_backends_optimum(runtime, backend, conv_net):
+    model = load(runtime, conv_net, backend)
+    compile_before = model.get_profiling().compile_ms
+    queue = model.create_async_queue()
+    if backend == "openvino":
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(
+            str(conv_net.onnx_path), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"}
+        )
+        assert queue.depth == compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        assert model.get_profiling().compile_ms > compile_before  # the lazy compile is counted
+    else:
+        assert queue.depth >= 1
+    assert model.create_async_queue(depth=5).depth == 5
+
+
+@pytest.mark.parametrize("depth", [0, -1, 1.5, "2"])
+def test_queue_bad_depth(runtime, backend, conv_net, depth):
+    with pytest.raises(InvalidInputError, match="depth"):
+        load(runtime, conv_net, backend).create_async_queue(depth=depth)
+
+
+def test_queue_keeps_at_most_depth_in_flight(runtime, backend, conv_net):
+    model = load(runtime, conv_net, backend)
+    release = threading.Event()
+    queue = model.create_async_queue(depth=2)
+    first = [queue.submit(frames_of(1)[0], callback=lambda _: release.wait(10)) for _ in range(2)]
+    third: list = []
+    submitter = threading.Thread(target=lambda: third.append(queue.submit(frames_of(1)[0])))
+    submitter.start()
+    submitter.join(0.3)
+    assert submitter.is_alive() and not third  # blocked: both requests are busy
+    release.set()
+    submitter.join(10)
+    assert third and "output" in third[0].wait(10)
+    assert all("output" in result.wait(10) for result in first)
+
+
+def test_queue_errors_surface_at_wait_and_in_map(runtime, backend, conv_net):
+    model = load(runtime, conv_net, backend)
+    queue = model.create_async_queue(depth=2)
+
+    def broken(_outputs):
+        raise RuntimeError("callback broke")
+
+    result = queue.submit(frames_of(1)[0], callback=broken)
+    with pytest.raises(RuntimeError, match="callback broke"):
+        result.wait(10)
+    with pytest.raises(InvalidInputError):
+        queue.submit({"input": np.zeros((2, 2), np.float32)})
+    frames = [*frames_of(2), {"input": np.zeros((9,), np.float32)}]
+    produced = queue.map(frames)
+    assert "output" in next(produced)
+    with pytest.raises(InvalidInputError):
+        list(produced)
+    assert len(list(queue.map(frames_of(4)))) == 4  # still usable
+
+
+def test_async_wait_timeout_on_a_slow_model(runtime, backend, slow, rng):
+    model = load(runtime, slow, backend)
+    request = model.create_async_request()
+    feed = slow.make_inputs(rng)
+    request.start(feed)
+    with pytest.raises(InferenceTimeoutError):
+        request.wait(timeout=0.0005)
+    out = request.wait(timeout=60)["y"].to_numpy()
+    np.testing.assert_allclose(out, slow.reference(feed)["y"], rtol=1e-3, atol=1e-3)
+    queue = model.create_async_queue(depth=1)
+    result = queue.submit(feed)
+    with pytest.raises(InferenceTimeoutError):
+        result.wait(timeout=0.0005)
+    assert "y" in result.wait(timeout=60)
+
+
+def test_stream_binds_the_frame_without_copy_and_reuses_outputs(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    stream = model.create_stream()
+    buffer = np.empty((1, 3, 16, 16), np.float32)  # a camera decoding into one buffer
+    outputs = []
+    for _ in range(3):
+        buffer[...] = rng.random(buffer.shape, dtype=np.float32)
+        out = stream.run({"input": runtime.tensor_from_numpy(buffer)})["output"].to_numpy()
+        np.testing.assert_allclose(out, conv_net.reference({"input": buffer})["output"], atol=ATOL)
+        outputs.append(out)
+    assert np.shares_memory(outputs[0], outputs[-1])  # documented: valid until the next run
+
+
+def test_no_growth_over_2000_runs(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    frame = conv_net.make_inputs(rng)["input"]
+    stream = model.create_stream()
+    request = model.create_async_request()
+    queue = model.create_async_queue(depth=2)
+
+    def cycle(count):
+        for _ in range(count):
+            model.run(frame)
+            stream.run(frame)
+            request.start(frame)
+            request.wait(10)
+        list(queue.map([frame] * count))
+
+    cycle(TIMELINE_LENGTH + 50)  # fill the bounded run timelines the profile keeps
+    gc.collect()
+    objects_before = len(gc.get_objects())
+    tracemalloc.start()
+    snapshot_before = tracemalloc.take_snapshot()
+    cycle(500)
+    gc.collect()
+    growth = sum(
+        stat.size_diff
+        for stat in tracemalloc.take_snapshot().compare_to(snapshot_before, "filename")
+    )
+    tracemalloc.stop()
+    assert len(gc.get_objects()) - objects_before < 100
+    assert growth < 256 * 1024, growth  # 2,000 runs; a leak of even 128 bytes a run shows
+
+
+def test_many_threads_each_with_a_stream(runtime, backend, conv_net):
+    model = load(runtime, conv_net, backend)
+    frames = frames_of(8)
+    expected = [conv_net.reference({"input": f})["output"] for f in frames]
+    errors: list[str] = []
+
+    def camera(index):
+        stream = model.create_stream()
+        for _ in range(20):
+            out = stream.run(frames[index])["output"].to_numpy()
+            if not np.allclose(out, expected[index], atol=ATOL):
+                errors.append(f"camera {index}")
+        time.sleep(0)
+
+    threads = [threading.Thread(target=camera, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
