@@ -24,7 +24,7 @@ from .errors import (
 from .tensor import Tensor
 
 if TYPE_CHECKING:
-    from .model import Model
+    from .model import Executable, Model
 
 __all__ = ["AsyncQueue", "AsyncRequest", "AsyncResult", "Inputs", "Outputs", "Stream"]
 
@@ -70,9 +70,10 @@ class AsyncRequest:
     inference error. The request is reusable after ``wait``.
     """
 
-    def __init__(self, model: Model, request: BackendRequest) -> None:
+    def __init__(self, model: Model) -> None:
         self._model = model
-        self._request = request
+        self._requests: dict[Executable, BackendRequest] = {}
+        self._request: BackendRequest | None = None
         self._lock = threading.Lock()
         self._finished = threading.Event()
         self._busy = False
@@ -96,20 +97,26 @@ class AsyncRequest:
             self._busy = True
         try:
             self._started_ns = time.perf_counter_ns()
+            executable, arrays, _first = model._route(inputs)
+            request = self._requests.get(executable)
+            if request is None:
+                request = self._requests[executable] = model._new_request(executable)
             # Keeping the arrays referenced keeps their memory alive while the backend reads it.
-            self._inputs = model._prepare(inputs)
+            self._inputs = arrays
+            self._request = request
             self._callback = callback
             self._outputs = None
             self._error = None
             self._finished.clear()
             self._started = True
-            self._request.start(self._inputs, self._on_done)
+            request.start(arrays, self._on_done)
         except BaseException:
             self._busy = False
             self._inputs = []
             raise
 
     def _on_done(self, outputs: list[np.ndarray] | None, error: BaseException | None) -> None:
+        assert self._request is not None
         self._outputs, self._error = _finish(
             self._model, self._request, self._started_ns, outputs, error, self._callback
         )
@@ -179,9 +186,10 @@ class AsyncQueue:
     manager: leaving the block waits for everything submitted.
     """
 
-    def __init__(self, model: Model, requests: list[BackendRequest]) -> None:
+    def __init__(self, model: Model, base: Executable, requests: list[BackendRequest]) -> None:
         self._model = model
-        self._free = list(requests)
+        # Free requests per executable: frames of another signature get requests of their own.
+        self._free: dict[Executable, list[BackendRequest]] = {base: list(requests)}
         self._depth = len(requests)
         self._available = threading.Condition()
         self._in_flight = 0
@@ -198,33 +206,38 @@ class AsyncQueue:
         """
         model = self._model
         model._check_open()
-        arrays = model._prepare(inputs)
+        executable, arrays, _first = model._route(inputs)
         with self._available:
-            while not self._free:
+            while self._in_flight >= self._depth:
                 self._available.wait()
-            request = self._free.pop()
+            free = self._free.setdefault(executable, [])
+            request = free.pop() if free else None
             self._in_flight += 1
         result = AsyncResult()
         started_ns = time.perf_counter_ns()
 
+        def release(request: BackendRequest | None) -> None:
+            with self._available:
+                if request is not None:
+                    free.append(request)
+                self._in_flight -= 1
+                self._available.notify()
+
         def on_done(outputs: list[np.ndarray] | None, error: BaseException | None) -> None:
+            assert request is not None
             result._outputs, result._error = _finish(
                 model, request, started_ns, outputs, error, callback
             )
-            with self._available:
-                self._free.append(request)
-                self._in_flight -= 1
-                self._available.notify()
+            release(request)
             result._finished.set()
             del arrays[:]  # the backend is done reading them
 
         try:
+            if request is None:
+                request = model._throughput_requests(executable, 1)[0]
             request.start(arrays, on_done)
         except BaseException:
-            with self._available:
-                self._free.append(request)
-                self._in_flight -= 1
-                self._available.notify()
+            release(request)
             raise
         return result
 
@@ -267,18 +280,23 @@ class Stream:
     A stream is for one thread; use more streams for more producers.
     """
 
-    def __init__(self, model: Model, request: BackendRequest) -> None:
+    def __init__(self, model: Model) -> None:
         self._model = model
-        self._request = request
+        self._requests: dict[Executable, BackendRequest] = {}
 
     def run(self, inputs: Inputs) -> Outputs:
         started = time.perf_counter_ns()
         model = self._model
         model._check_open()
-        arrays = model._prepare(inputs)
-        request = self._request
+        executable, arrays, first = model._route(inputs)
+        request = self._requests.get(executable)
+        if request is None:
+            request = self._requests[executable] = model._new_request(executable)
         try:
             outputs = request.infer_bound(arrays)
         finally:
-            request.stats.record(started, time.perf_counter_ns())
+            ended = time.perf_counter_ns()
+            request.stats.record(started, ended)
+        if first is not None:
+            first.first_call_ms = (ended - started) / 1e6
         return model._wrap(outputs)

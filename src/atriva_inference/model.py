@@ -4,111 +4,49 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from .backends.base import BackendRequest, LoadedModel, RequestStats
-from .dtypes import convert_array
+from .backends.base import BackendRequest, InputConversion, LoadedModel, RequestStats
 from .errors import InvalidInputError, ModelClosedError
 from .execution import AsyncQueue, AsyncRequest, Inputs, Outputs, Stream
-from .profiling import LayerRecord, Profile
+from .preparation import InputPlan, infer_layout
+from .profiling import LayerRecord, Profile, ShapeRecord
+from .shapes import ShapeCache, ShapeCacheInfo
 from .tensor import Tensor, TensorInfo, format_signature
 
 __all__ = ["Model"]
 
 
-def infer_layout(info: TensorInfo) -> str | None:
-    """The layout a model input wants: declared by the model, else guessed for 4-D images."""
-    if info.layout:
-        return info.layout
-    shape = info.shape
-    if shape is not None and len(shape) == 4:
-        if shape[1] in (1, 3) and shape[3] not in (1, 3):
-            return "NCHW"
-        if shape[3] in (1, 3) and shape[1] not in (1, 3):
-            return "NHWC"
-    return None
+class Executable:
+    """One compiled form of the model -- as loaded, or specialized for an input signature
+    (conversion compiled into the graph) or a static shape -- with its pool of requests."""
 
+    __slots__ = ("compile_ms", "conversions", "idle", "loaded", "plans", "shapes")
 
-class _InputPlan:
-    """What one input takes, precomputed at load so each run checks it cheaply."""
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        layouts: Sequence[str | None],
+        conversions: tuple[InputConversion, ...] = (),
+        shapes: tuple[tuple[int, ...], ...] | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.conversions = conversions
+        self.shapes = shapes
+        self.compile_ms = loaded.compile_ms
+        converted = {conversion.index: conversion.layout for conversion in conversions}
+        self.plans = [
+            InputPlan(info, converted.get(index) or layouts[index])
+            for index, info in enumerate(loaded.inputs)
+        ]
+        self.idle: list[BackendRequest] = []
 
-    __slots__ = ("dtype", "info", "layout", "name", "ndim", "static_dims", "what")
-
-    def __init__(self, info: TensorInfo) -> None:
-        self.info = info
-        self.name = info.name
-        self.what = f"input '{info.name}'"
-        self.dtype = info.dtype
-        self.layout = infer_layout(info)
-        self.ndim = None if info.shape is None else len(info.shape)
-        self.static_dims = (
-            ()
-            if info.shape is None
-            else tuple((axis, dim) for axis, dim in enumerate(info.shape) if dim is not None)
-        )
-
-    def prepare(self, value: Any) -> np.ndarray:
-        """Validate ``value`` and return a C-contiguous array of the dtype the model takes."""
-        if isinstance(value, Tensor):
-            array = value._data
-            if value._layout is not None:
-                array = self._convert_layout(array, value._layout)
-        elif isinstance(value, np.ndarray):
-            array = value
-        else:  # numpy scalars, Python numbers, nested lists
-            array = self._coerce(value)
-        if not self._shape_matches(array.shape):
-            raise InvalidInputError(
-                f"{self.what}: expected {format_signature(self.dtype, self.info.shape)}, "
-                f"got {format_signature(array.dtype, array.shape)}"
-                + (f" (model layout {self.layout})" if self.layout else "")
-            )
-        if array.dtype != self.dtype:
-            array = convert_array(array, self.dtype, self.what)
-        if not array.flags.c_contiguous:
-            array = np.ascontiguousarray(array)
-        return array
-
-    def _shape_matches(self, shape: tuple[int, ...]) -> bool:
-        if self.ndim is None:
-            return True
-        if len(shape) != self.ndim:
-            return False
-        return all(shape[axis] == dim for axis, dim in self.static_dims)
-
-    def _coerce(self, value: Any) -> np.ndarray:
-        try:
-            array = np.asarray(value)
-        except Exception as exc:
-            raise InvalidInputError(
-                f"{self.what}: expected a Tensor or numpy array, got {type(value).__name__}"
-            ) from exc
-        if array.dtype.kind == "O" and self.dtype.kind not in "USO":
-            raise InvalidInputError(
-                f"{self.what}: expected a Tensor or numpy array of "
-                f"{format_signature(self.dtype, self.info.shape)}, got {type(value).__name__} "
-                f"that numpy can only hold as objects"
-            )
-        return array
-
-    def _convert_layout(self, array: np.ndarray, layout: str) -> np.ndarray:
-        """Reorder axes from the declared ``layout`` to the one the model wants (a view)."""
-        wanted = self.layout
-        if wanted is None or layout == wanted:
-            return array
-        if len(layout) + 1 == len(wanted) and "N" in wanted and "N" not in layout:
-            array = array[np.newaxis]  # a frame without its batch dimension
-            layout = "N" + layout
-        if sorted(layout) != sorted(wanted) or "?" in layout:
-            raise InvalidInputError(
-                f"{self.what}: data declared as layout '{layout}' cannot be converted to the "
-                f"model's layout '{wanted}'"
-            )
-        return array.transpose([layout.index(axis) for axis in wanted])
+    def prepare(self, values: Sequence[Any]) -> list[np.ndarray]:
+        return [plan.prepare(value) for plan, value in zip(self.plans, values)]
 
 
 class Model:
@@ -116,25 +54,50 @@ class Model:
 
     ``run`` is thread-safe: each call borrows an execution request from an internal pool
     (created on demand, one per concurrent caller) so threads never wait on a global lock.
+    Every new input signature (shape, and dtype/layout where a conversion is compiled into
+    the graph) is prepared once and remembered in a bounded LRU (``shape_cache_info()``).
     """
 
-    def __init__(self, loaded: LoadedModel, *, backend: str, path: str) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        backend: str,
+        path: str,
+        layouts: Mapping[str, str] | None = None,
+        shape_cache_size: int = 8,
+    ) -> None:
         self._loaded = loaded
         self._backend = backend
         self._path = path
-        self._plans = [_InputPlan(info) for info in loaded.inputs]
-        self._plan_by_name = {plan.name: plan for plan in self._plans}
+        hints = dict(layouts or {})
+        self._layouts = [hints.get(info.name) or infer_layout(info) for info in loaded.inputs]
+        self._inputs = [
+            TensorInfo(info.name, info.shape, info.dtype, layout)
+            for info, layout in zip(loaded.inputs, self._layouts)
+        ]
+        self._base = Executable(loaded, self._layouts)
+        self._plans = self._base.plans
+        self._names = [plan.name for plan in self._plans]
         self._output_names = [info.name for info in loaded.outputs]
-        self._idle: list[BackendRequest] = []
+        self._conversions: dict[tuple[Any, ...], Executable | None] = {}
+        self._shape_cache: ShapeCache[Executable] = ShapeCache(
+            shape_cache_size, on_evict=self._retire
+        )
+        self._shape_records: dict[tuple[Any, ...], ShapeRecord] = {}
+        self._prepare_lock = threading.Lock()
         self._requests: list[BackendRequest] = []
         self._requests_lock = threading.Lock()
+        self._retired = _Totals()
+        self._evicted_compile_ms = 0.0
         self._closed = False
 
     # -- description -------------------------------------------------------------------
     @property
     def inputs(self) -> list[TensorInfo]:
-        """The inputs the backend really takes, in order."""
-        return list(self._loaded.inputs)
+        """The inputs the backend really takes, in order, with the layout each wants (from
+        the model, the ``layout=`` hint at load, or guessed for 4-D image inputs)."""
+        return list(self._inputs)
 
     @property
     def outputs(self) -> list[TensorInfo]:
@@ -172,6 +135,10 @@ class Model:
         state = "closed" if self._closed else f"{self.device}, {self.precision}"
         return f"<Model {self._path!r} on {self._backend} ({state})>"
 
+    def shape_cache_info(self) -> ShapeCacheInfo:
+        """``(hits, misses, maxsize, currsize)``; a miss is the first run at a signature."""
+        return self._shape_cache.info()
+
     # -- execution -----------------------------------------------------------------------
     def run(self, inputs: Inputs) -> Outputs:
         """Run synchronously; returns ``{output name: Tensor}`` in model output order.
@@ -180,19 +147,26 @@ class Model:
         """
         started = time.perf_counter_ns()
         self._check_open()
-        arrays = self._prepare(inputs)
-        request = self._acquire()
+        executable, arrays, first = self._route(inputs)
+        idle = executable.idle
+        try:
+            request = idle.pop()  # atomic under the GIL; no lock on the hot path
+        except IndexError:
+            request = self._new_request(executable)
         try:
             outputs = request.infer(arrays)
         finally:
-            request.stats.record(started, time.perf_counter_ns())
-            self._idle.append(request)
+            ended = time.perf_counter_ns()
+            request.stats.record(started, ended)
+            idle.append(request)
+        if first is not None:
+            first.first_call_ms = (ended - started) / 1e6
         return self._wrap(outputs)
 
     def create_async_request(self) -> AsyncRequest:
         """A reusable request: ``start(inputs, callback=None)`` then ``wait()``."""
         self._check_open()
-        return AsyncRequest(self, self._new_request())
+        return AsyncRequest(self)
 
     def create_async_queue(self, depth: int | None = None) -> AsyncQueue:
         """A bounded queue of ``depth`` in-flight requests for pipelines, results in order.
@@ -205,20 +179,19 @@ class Model:
         self._check_open()
         if depth is not None and (not isinstance(depth, int) or depth < 1):
             raise InvalidInputError(f"depth: expected a positive integer or None, got {depth!r}")
-        requests = self._loaded.create_throughput_requests(depth)
-        with self._requests_lock:
-            self._requests.extend(requests)
-        return AsyncQueue(self, requests)
+        requests = self._throughput_requests(self._base, depth)
+        return AsyncQueue(self, self._base, requests)
 
     def create_stream(self) -> Stream:
         """A dedicated request for one producer (one camera), reused every frame."""
         self._check_open()
-        return Stream(self, self._new_request())
+        return Stream(self)
 
     # -- profiling -----------------------------------------------------------------------
     def get_profiling(self) -> Profile:
         """Aggregates since load (or the last reset), plus layers when ``profiling=True``."""
         totals = _Totals()
+        totals.merge(self._retired)
         with self._requests_lock:
             requests = list(self._requests)
         for index, request in enumerate(requests):
@@ -226,6 +199,12 @@ class Model:
         loaded = self._loaded
         for layer in loaded.collect_layers():
             totals.add_layer(layer)
+        with self._prepare_lock:
+            shapes = [replace(record) for record in self._shape_records.values()]
+            variants = [e for e in self._conversions.values() if e is not None]
+        compile_ms = loaded.compile_ms + sum(e.loaded.compile_ms for e in variants)
+        compile_ms += self._evicted_compile_ms
+        compile_ms += sum(record.compile_ms for record in shapes if record.specialized)
         return Profile(
             backend=self._backend,
             device=loaded.device,
@@ -233,30 +212,39 @@ class Model:
             runs=totals.runs,
             wall_time_ms=totals.wall_ns / 1e6,
             device_time_ms=totals.device_ns / 1e6,
-            compile_ms=loaded.compile_ms,
+            compile_ms=compile_ms,
             layers=list(totals.layers.values()),
             layer_detail=loaded.profiling,
             timeline=sorted(totals.timeline),
+            shapes=shapes,
         )
 
     def reset_profiling(self) -> None:
-        """Zero the counters and layer records (compile time, a property of the load, stays)."""
+        """Zero the counters and layer records (compile times, properties of the load and
+        of each prepared signature, stay)."""
         with self._requests_lock:
             requests = list(self._requests)
+            self._retired = _Totals()
         for request in requests:
             request.stats = RequestStats()
         self._loaded.reset_layers()
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
-        """Release the compiled model and its requests. Idempotent."""
+        """Release the compiled model, its specialized forms and requests. Idempotent."""
         if self._closed:
             return
         self._closed = True
         with self._requests_lock:
-            requests, self._requests, self._idle = self._requests, [], []
+            requests, self._requests = self._requests, []
         for request in requests:
             request.close()
+        with self._prepare_lock:
+            variants = [e for e in self._conversions.values() if e is not None]
+            self._conversions.clear()
+            self._shape_cache.clear()
+        for executable in variants:
+            executable.loaded.close()
         self._loaded.close()
 
     def __enter__(self) -> Model:
@@ -266,25 +254,109 @@ class Model:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- internals shared by run, async requests and streams ------------------------------
+    # -- internals shared by run, async requests, queues and streams ---------------------
     def _check_open(self) -> None:
         if self._closed:
             raise ModelClosedError(f"model {self._path!r} is closed; load it again to use it")
 
-    def _prepare(self, inputs: Inputs) -> list[np.ndarray]:
+    def _route(self, inputs: Inputs) -> tuple[Executable, list[np.ndarray], ShapeRecord | None]:
+        """Pick the executable for these inputs (preparing it on first use) and the arrays
+        to hand it. The third item is the signature's record when this is its first run."""
+        values = self._values(inputs)
         plans = self._plans
+        conversions = tuple(plan.conversion(value) for plan, value in zip(plans, values))
+        key = (conversions, tuple(value.shape for value in values))
+        executable = self._shape_cache.get(key)
+        if executable is not None:
+            return executable, executable.prepare(values), None
+        return self._prepare_signature(key, conversions, values)
+
+    def _prepare_signature(
+        self, key: tuple[Any, ...], conversions: tuple[Any, ...], values: list[Any]
+    ) -> tuple[Executable, list[np.ndarray], ShapeRecord | None]:
+        with self._prepare_lock:  # one thread prepares a signature; the others then hit
+            executable = self._shape_cache.get(key)
+            if executable is not None:
+                return executable, executable.prepare(values), None
+            started = time.perf_counter()
+            executable = self._conversion_executable(conversions)
+            arrays = executable.prepare(values)  # validates before anything is remembered
+            specialized = False
+            if executable.loaded.static_shapes:
+                shapes = tuple(array.shape for array in arrays)
+                executable = self._specialize(executable.conversions, shapes) or executable
+                specialized = executable.shapes is not None
+                arrays = executable.prepare(values)
+            record = ShapeRecord(
+                shapes=[list(value.shape) for value in values],
+                signature=_describe_signature(key[0], values),
+                compile_ms=(time.perf_counter() - started) * 1e3,
+                specialized=specialized,
+            )
+            self._shape_records[key] = record
+            self._shape_cache.put(key, executable)
+            return executable, arrays, record
+
+    def _conversion_executable(self, conversions: tuple[Any, ...]) -> Executable:
+        if all(conversion is None for conversion in conversions):
+            return self._base
+        if conversions not in self._conversions:
+            self._conversions[conversions] = self._specialize(
+                tuple(
+                    InputConversion(index, dtype, layout, self._layouts[index] or "")
+                    for index, conversion in enumerate(conversions)
+                    if conversion is not None
+                    for dtype, layout in [conversion]
+                ),
+                None,
+            )
+        # None: the backend cannot convert in its graph; numpy converts for the base model.
+        return self._conversions[conversions] or self._base
+
+    def _specialize(
+        self,
+        conversions: tuple[InputConversion, ...],
+        shapes: tuple[tuple[int, ...], ...] | None,
+    ) -> Executable | None:
+        loaded = self._loaded.specialize(conversions, shapes)
+        if loaded is None:
+            return None
+        return Executable(loaded, self._layouts, conversions, shapes)
+
+    def _retire(self, key: Hashable, executable: Executable) -> None:
+        """A signature left the shape cache: keep its counts and compile time, let it go."""
+        record = self._shape_records.pop(key, None)
+        if record is not None and record.specialized:
+            self._evicted_compile_ms += record.compile_ms
+        if executable.shapes is None:
+            return  # the base or a conversion variant: shared, kept
+        with self._requests_lock:
+            keep = []
+            for request in self._requests:
+                if request.owner is executable:
+                    self._retired.add(request, 0)
+                else:
+                    keep.append(request)
+            self._requests = keep
+        executable.idle.clear()
+
+    def _values(self, inputs: Inputs) -> list[Any]:
+        """The inputs in model order, as Tensors or arrays (names checked)."""
+        names = self._names
         if isinstance(inputs, Mapping):
-            if len(inputs) == len(plans):
+            if len(inputs) == len(names):
                 try:
-                    return [plan.prepare(inputs[plan.name]) for plan in plans]
+                    values = [inputs[name] for name in names]
                 except KeyError:
                     pass  # fall through to the detailed message
+                else:
+                    return [self._as_value(value, plan) for value, plan in zip(values, self._plans)]
             self._check_names(inputs)
         if isinstance(inputs, (Tensor, np.ndarray, np.generic)):
-            if len(plans) == 1:
-                return [plans[0].prepare(inputs)]
+            if len(names) == 1:
+                return [self._as_value(inputs, self._plans[0])]
             raise InvalidInputError(
-                f"inputs: the model has {len(plans)} inputs ({self._input_listing()}); "
+                f"inputs: the model has {len(names)} inputs ({self._input_listing()}); "
                 f"pass a dict of name -> Tensor/array, got a single {type(inputs).__name__}"
             )
         raise InvalidInputError(
@@ -292,9 +364,15 @@ class Model:
             f"got {type(inputs).__name__}"
         )
 
+    @staticmethod
+    def _as_value(value: Any, plan: InputPlan) -> Tensor | np.ndarray:
+        if isinstance(value, (Tensor, np.ndarray)):
+            return value
+        return plan.coerce(value)
+
     def _check_names(self, inputs: Mapping[str, Any]) -> None:
-        unknown = [name for name in inputs if name not in self._plan_by_name]
-        missing = [plan.name for plan in self._plans if plan.name not in inputs]
+        unknown = [name for name in inputs if name not in self._names]
+        missing = [name for name in self._names if name not in inputs]
         problems = []
         if unknown:
             problems.append(f"unknown input(s) {', '.join(map(repr, unknown))}")
@@ -305,27 +383,44 @@ class Model:
         )
 
     def _input_listing(self) -> str:
-        return ", ".join(
-            f"'{plan.name}' {format_signature(plan.dtype, plan.info.shape)}" for plan in self._plans
-        )
+        return ", ".join(f"'{plan.name}' {plan.signature()}" for plan in self._plans)
 
     def _wrap(self, outputs: Sequence[np.ndarray]) -> Outputs:
         return {name: Tensor(array) for name, array in zip(self._output_names, outputs)}
 
-    def _acquire(self) -> BackendRequest:
-        try:
-            return self._idle.pop()  # atomic under the GIL; no lock on the hot path
-        except IndexError:
-            return self._new_request()
+    def _new_request(self, executable: Executable) -> BackendRequest:
+        return self._register(executable, [executable.loaded.create_request()])[0]
 
-    def _new_request(self) -> BackendRequest:
-        request = self._loaded.create_request()
+    def _throughput_requests(
+        self, executable: Executable, count: int | None
+    ) -> list[BackendRequest]:
+        return self._register(executable, executable.loaded.create_throughput_requests(count))
+
+    def _register(
+        self, executable: Executable, requests: list[BackendRequest]
+    ) -> list[BackendRequest]:
         with self._requests_lock:
             if self._closed:
-                request.close()
+                for request in requests:
+                    request.close()
                 raise ModelClosedError(f"model {self._path!r} is closed")
-            self._requests.append(request)
-        return request
+            for request in requests:
+                request.owner = executable
+            self._requests.extend(requests)
+        return requests
+
+
+def _describe_signature(conversions: tuple[Any, ...], values: Sequence[Any]) -> str:
+    parts = []
+    for conversion, value in zip(conversions, values):
+        dtype = value.dtype
+        text = format_signature(dtype, value.shape)
+        if conversion is not None and conversion[1]:
+            text += f" ({conversion[1]}, converted in graph)"
+        elif conversion is not None:
+            text += " (converted in graph)"
+        parts.append(text)
+    return ", ".join(parts)
 
 
 class _Totals:
@@ -345,6 +440,13 @@ class _Totals:
         self.device_ns += stats.device_ns
         self.timeline.extend((start, end, index) for start, end in list(stats.timeline))
         for layer in list(stats.layers.values()):
+            self.add_layer(layer)
+
+    def merge(self, other: _Totals) -> None:
+        self.runs += other.runs
+        self.wall_ns += other.wall_ns
+        self.device_ns += other.device_ns
+        for layer in other.layers.values():
             self.add_layer(layer)
 
     def add_layer(self, layer: LayerRecord) -> None:

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["TRANSFER_LAYER_TYPES", "LayerRecord", "Profile"]
+__all__ = ["TRANSFER_LAYER_TYPES", "LayerRecord", "Profile", "ShapeRecord"]
 
 #: Layer types that move or convert data rather than compute (OpenVINO and ONNX Runtime names).
 TRANSFER_LAYER_TYPES = frozenset(
@@ -41,6 +41,17 @@ class LayerRecord:
 
 
 @dataclass
+class ShapeRecord:
+    """One input signature the model was prepared for, and what its first run cost."""
+
+    shapes: list[list[int]]
+    signature: str
+    compile_ms: float = 0.0  # preparing it: a specialized compile, or just validation
+    first_call_ms: float = 0.0  # the whole first run at it
+    specialized: bool = False  # a compile of its own (static shape) rather than a shared one
+
+
+@dataclass
 class Profile:
     """What ``model.get_profiling()`` returns; ``print(profile)`` shows a table."""
 
@@ -55,6 +66,8 @@ class Profile:
     layer_detail: bool = False
     #: (start_ns, end_ns, request index) of recent runs, perf_counter clock; for traces.
     timeline: list[tuple[int, int, int]] = field(default_factory=list, repr=False)
+    #: The input signatures in the shape cache, with their preparation and first-call times.
+    shapes: list[ShapeRecord] = field(default_factory=list)
 
     @property
     def host_overhead_ms(self) -> float:
@@ -158,6 +171,12 @@ class Profile:
             + ("" if self.layer_detail else " (needs layer detail)"),
             f"compile         {self.compile_ms:.3f} ms",
         ]
+        for record in self.shapes:
+            lines.append(
+                f"  signature {record.signature}: prepared in {record.compile_ms:.1f} ms"
+                f"{' (own compile)' if record.specialized else ''}, "
+                f"first run {record.first_call_ms:.1f} ms"
+            )
         return "\n".join(lines)
 
 

@@ -126,7 +126,8 @@ def test_inputs_are_bound_without_copy_and_stream_outputs_reuse_one_buffer(runti
     outputs = []
     for frame in frames:
         out = stream.run(frame)["output"].to_numpy()
-        bound = stream._request._request.get_input_tensor(0).data
+        (request,) = stream._requests.values()  # one signature: one bound request
+        bound = request._request.get_input_tensor(0).data
         assert np.shares_memory(bound, frame)  # the frame itself is the input: no copy
         np.testing.assert_allclose(out, conv_net.reference({"input": frame})["output"], atol=1e-4)
         outputs.append(out)

@@ -35,6 +35,7 @@ __all__ = [
     "BackendRequest",
     "DoneCallback",
     "ErrorTranslator",
+    "InputConversion",
     "LoadOptions",
     "LoadedModel",
     "RequestStats",
@@ -80,6 +81,22 @@ class LoadOptions:
     precision: str | None = None  # None = the model's own precision; else "FP32"/"FP16"/"BF16"
     profiling: bool = False
     cache_dir: Path | None = None
+    #: Free declared-static dims at load (N, H, W of image inputs; N of others).
+    dynamic: bool = False
+    #: Per-input layout the model wants, where the caller said so (``layout=`` at load).
+    layouts: tuple[tuple[str, str], ...] = ()
+    #: Force one static compile per input shape (``None``: the backend decides per device).
+    static_shapes: bool | None = None
+
+
+@dataclass(frozen=True)
+class InputConversion:
+    """Compile into the graph: data of ``dtype`` in ``layout`` -> what input ``index`` takes."""
+
+    index: int
+    dtype: np.dtype
+    layout: str  # the data's layout, batch included ("NHWC"); "" when unknown
+    model_layout: str  # the layout the model takes ("NCHW"); "" when unknown
 
 
 #: How many recent runs each request remembers for the trace timeline.
@@ -108,6 +125,7 @@ class BackendRequest(ABC):
 
     def __init__(self) -> None:
         self.stats = RequestStats()
+        self.owner: object = None  # the runtime's executable this request belongs to
 
     @abstractmethod
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -150,6 +168,8 @@ class LoadedModel(ABC):
     loaded_from_cache: bool = False
     compile_ms: float = 0.0
     profiling: bool = False  # per-layer records requested at load
+    #: True when every new input shape needs its own compile (NPU, most GPU plugins).
+    static_shapes: bool = False
 
     @abstractmethod
     def create_request(self) -> BackendRequest:
@@ -159,6 +179,16 @@ class LoadedModel(ABC):
         """Requests for many inferences in flight (the async queue); ``None`` = the
         backend's optimal number. The default: ordinary requests, two of them."""
         return [self.create_request() for _ in range(count or 2)]
+
+    def specialize(
+        self,
+        conversions: Sequence[InputConversion],
+        shapes: Sequence[tuple[int, ...]] | None = None,
+    ) -> LoadedModel | None:
+        """A new compiled model taking the converted inputs (and, with ``shapes``, those
+        static shapes of the data as given); ``None`` when the backend cannot, in which case
+        the runtime converts in numpy and runs this model as it is."""
+        return None
 
     def collect_layers(self) -> list[LayerRecord]:
         """Layer records a backend keeps per model rather than per request (ONNX Runtime)."""

@@ -1,0 +1,159 @@
+"""Input preparation: the checks and conversions every backend shares, precomputed per input.
+
+A frame reaches a model in one of three ways:
+
+* as it is, when its dtype and layout are what the model takes (no copy at all);
+* converted inside the graph, when the backend can compile the conversion (OpenVINO's
+  PrePostProcessor, a Transpose/Cast prepended to the ONNX graph): the model is specialized
+  once per input signature and the frame goes in untouched;
+* converted in numpy (a transpose and a safe cast), when the backend cannot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .dtypes import convert_array, kind_of
+from .errors import InvalidInputError
+from .tensor import Tensor, TensorInfo, format_signature
+
+__all__ = ["InputPlan", "infer_layout", "with_batch"]
+
+
+def infer_layout(info: TensorInfo) -> str | None:
+    """The layout a model input wants: declared by the model, else guessed for 4-D images."""
+    if info.layout:
+        return info.layout
+    shape = info.shape
+    if shape is not None and len(shape) == 4:
+        if shape[1] in (1, 3) and shape[3] not in (1, 3):
+            return "NCHW"
+        if shape[3] in (1, 3) and shape[1] not in (1, 3):
+            return "NHWC"
+    return None
+
+
+def with_batch(layout: str, wanted: str) -> str:
+    """``layout`` with the batch dimension the model wants added in front (``HWC`` -> ``NHWC``)."""
+    if len(layout) + 1 == len(wanted) and "N" in wanted and "N" not in layout:
+        return "N" + layout
+    return layout
+
+
+class InputPlan:
+    """What one input takes, precomputed at load so each run checks it cheaply."""
+
+    __slots__ = ("dtype", "info", "layout", "name", "ndim", "static_dims", "what")
+
+    def __init__(self, info: TensorInfo, layout: str | None) -> None:
+        self.info = info
+        self.name = info.name
+        self.what = f"input '{info.name}'"
+        self.dtype = info.dtype
+        self.layout = layout
+        self.ndim = None if info.shape is None else len(info.shape)
+        self.static_dims = (
+            ()
+            if info.shape is None
+            else tuple((axis, dim) for axis, dim in enumerate(info.shape) if dim is not None)
+        )
+
+    def signature(self) -> str:
+        text = format_signature(self.dtype, self.info.shape)
+        return f"{text} ({self.layout})" if self.layout else text
+
+    # -- choosing a conversion -------------------------------------------------------------
+    def conversion(self, value: np.ndarray | Tensor) -> tuple[np.dtype, str] | None:
+        """``(data dtype, data layout)`` when ``value`` needs converting to what the model
+        takes and a graph could do it; ``None`` when it goes in as it is (or via numpy)."""
+        if isinstance(value, Tensor):
+            array, layout = value._data, value._layout
+        else:
+            array, layout = value, None
+        wanted = self.layout
+        if layout is not None and wanted is not None:
+            full = with_batch(layout, wanted)
+            if full != wanted:  # axes to reorder (a missing batch alone is a free view)
+                self._check_convertible(array, full)
+                return array.dtype, full
+        if array.dtype != self.dtype and self._graph_castable(array.dtype):
+            return array.dtype, wanted or ""
+        return None
+
+    def _graph_castable(self, source: np.dtype) -> bool:
+        # Numbers into a float input: no range to check, so the graph can cast them.
+        return kind_of(self.dtype) == "f" and kind_of(source) in "biuf" and source.kind != "V"
+
+    def _check_convertible(self, array: np.ndarray, layout: str) -> None:
+        wanted = self.layout
+        assert wanted is not None
+        if sorted(layout) != sorted(wanted) or "?" in layout:
+            raise InvalidInputError(
+                f"{self.what}: data declared as layout '{layout}' cannot be converted to the "
+                f"model's layout '{wanted}'"
+            )
+        shape = array.shape if len(array.shape) == len(layout) else (1, *array.shape)
+        as_model = tuple(shape[layout.index(axis)] for axis in wanted)
+        if not self._shape_matches(as_model):
+            raise InvalidInputError(
+                f"{self.what}: expected {self.signature()}, got "
+                f"{format_signature(array.dtype, shape)} ({layout})"
+            )
+
+    # -- preparing the array the backend gets ----------------------------------------------
+    def prepare(self, value: Any) -> np.ndarray:
+        """Validate ``value`` and return a C-contiguous array of the dtype the model takes."""
+        if isinstance(value, Tensor):
+            array = value._data
+            if value._layout is not None:
+                array = self._convert_layout(array, value._layout)
+        elif isinstance(value, np.ndarray):
+            array = value
+        else:  # numpy scalars, Python numbers, nested lists
+            array = self.coerce(value)
+        if not self._shape_matches(array.shape):
+            raise InvalidInputError(  # the SPEC's form: expected float32[..], got uint8[..]
+                f"{self.what}: expected {format_signature(self.dtype, self.info.shape)}, "
+                f"got {format_signature(array.dtype, array.shape)}"
+                + (f" (model layout {self.layout})" if self.layout else "")
+            )
+        if array.dtype != self.dtype:
+            array = convert_array(array, self.dtype, self.what)
+        if not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)
+        return array
+
+    def _shape_matches(self, shape: tuple[int, ...]) -> bool:
+        if self.ndim is None:
+            return True
+        if len(shape) != self.ndim:
+            return False
+        return all(shape[axis] == dim for axis, dim in self.static_dims)
+
+    def coerce(self, value: Any) -> np.ndarray:
+        """A numpy array from a Python number, list or numpy scalar."""
+        try:
+            array = np.asarray(value)
+        except Exception as exc:
+            raise InvalidInputError(
+                f"{self.what}: expected a Tensor or numpy array, got {type(value).__name__}"
+            ) from exc
+        if array.dtype.kind == "O" and self.dtype.kind not in "USO":
+            raise InvalidInputError(
+                f"{self.what}: expected a Tensor or numpy array of {self.signature()}, got "
+                f"{type(value).__name__} that numpy can only hold as objects"
+            )
+        return array
+
+    def _convert_layout(self, array: np.ndarray, layout: str) -> np.ndarray:
+        """Reorder axes from the declared ``layout`` to the one the model wants (a view)."""
+        wanted = self.layout
+        if wanted is None or layout == wanted:
+            return array
+        full = with_batch(layout, wanted)
+        if full != layout:
+            array = array[np.newaxis]  # a frame without its batch dimension
+        self._check_convertible(array, full)
+        return array.transpose([full.index(axis) for axis in wanted])

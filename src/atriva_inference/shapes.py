@@ -1,0 +1,65 @@
+"""The shape cache: every input signature is prepared once and remembered (bounded LRU)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, NamedTuple, TypeVar
+
+__all__ = ["ShapeCache", "ShapeCacheInfo"]
+
+Value = TypeVar("Value")
+
+
+class ShapeCacheInfo(NamedTuple):
+    """Like ``functools.lru_cache``'s: a miss is the first run at a shape (or signature)."""
+
+    hits: int
+    misses: int
+    maxsize: int
+    currsize: int
+
+
+class ShapeCache(Generic[Value]):
+    """A thread-safe LRU of prepared executables keyed by input signature."""
+
+    def __init__(
+        self, maxsize: int, on_evict: Callable[[Hashable, Value], None] | None = None
+    ) -> None:
+        self._entries: OrderedDict[Hashable, Value] = OrderedDict()
+        self._maxsize = maxsize
+        self._on_evict = on_evict
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable) -> Value | None:
+        """The entry for ``key`` (counted as a hit), or ``None``."""
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+            return value
+
+    def put(self, key: Hashable, value: Value) -> None:
+        """Remember a newly prepared entry (counted as a miss); evict the least recent."""
+        evicted = []
+        with self._lock:
+            self.misses += 1
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._maxsize:
+                evicted.append(self._entries.popitem(last=False))
+        if self._on_evict is not None:
+            for old_key, old_value in evicted:
+                self._on_evict(old_key, old_value)
+
+    def info(self) -> ShapeCacheInfo:
+        with self._lock:
+            return ShapeCacheInfo(self.hits, self.misses, self._maxsize, len(self._entries))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
