@@ -19,7 +19,7 @@ from .dtypes import convert_array, kind_of
 from .errors import InvalidInputError
 from .tensor import Tensor, TensorInfo, format_signature
 
-__all__ = ["InputPlan", "infer_layout", "with_batch"]
+__all__ = ["InputPlan", "axes_to_free", "infer_layout", "with_batch"]
 
 
 def infer_layout(info: TensorInfo) -> str | None:
@@ -79,6 +79,8 @@ class InputPlan:
                 self._check_convertible(array, full)
                 return array.dtype, full
         if array.dtype != self.dtype and self._graph_castable(array.dtype):
+            if layout is None and not self._shape_matches(array.shape):
+                self._refuse(array)  # before compiling anything for it
             return array.dtype, wanted or ""
         return None
 
@@ -114,16 +116,19 @@ class InputPlan:
         else:  # numpy scalars, Python numbers, nested lists
             array = self.coerce(value)
         if not self._shape_matches(array.shape):
-            raise InvalidInputError(  # the SPEC's form: expected float32[..], got uint8[..]
-                f"{self.what}: expected {format_signature(self.dtype, self.info.shape)}, "
-                f"got {format_signature(array.dtype, array.shape)}"
-                + (f" (model layout {self.layout})" if self.layout else "")
-            )
+            self._refuse(array)
         if array.dtype != self.dtype:
             array = convert_array(array, self.dtype, self.what)
         if not array.flags.c_contiguous:
             array = np.ascontiguousarray(array)
         return array
+
+    def _refuse(self, array: np.ndarray) -> None:
+        raise InvalidInputError(  # the SPEC's form: expected float32[..], got uint8[..]
+            f"{self.what}: expected {format_signature(self.dtype, self.info.shape)}, "
+            f"got {format_signature(array.dtype, array.shape)}"
+            + (f" (model layout {self.layout})" if self.layout else "")
+        )
 
     def _shape_matches(self, shape: tuple[int, ...]) -> bool:
         if self.ndim is None:
@@ -157,3 +162,11 @@ class InputPlan:
             array = array[np.newaxis]  # a frame without its batch dimension
         self._check_convertible(array, full)
         return array.transpose([full.index(axis) for axis in wanted])
+
+
+def axes_to_free(rank: int, layout: str | None) -> list[int]:
+    """Which dims ``dynamic=True`` frees: all but the channels of an image input, else the
+    batch (the first dim)."""
+    if layout and len(layout) == rank and "C" in layout:
+        return [axis for axis, name in enumerate(layout) if name != "C"]
+    return [0] if rank else []

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 import operator
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +68,11 @@ class InferenceRuntime:
         *,
         precision: str | None = None,
         profiling: bool = False,
+        layout: str | Mapping[str, str] | None = None,
+        dynamic: bool = False,
+        shapes: Sequence[Sequence[int] | Mapping[str, Sequence[int]]] | None = None,
+        shape_cache_size: int = 8,
+        static_shapes: bool | None = None,
     ) -> Model:
         """Load and compile a model on ``device``.
 
@@ -74,23 +81,81 @@ class InferenceRuntime:
         ``precision``: ``None`` runs the model's own precision (f32 models in f32);
         ``"BF16"``/``"FP16"`` opt into faster reduced precision where the device has it.
         ``profiling=True`` records per-layer times (slower runs).
+        ``layout``: the layout the model wants (``"NCHW"``, or ``{input: layout}``), where
+        the model does not say and the 4-D guess would be wrong.
+        ``dynamic=True`` frees dims a model declares static but does not need (N, H, W of
+        image inputs, N of others). ``shapes`` prepares those input shapes at load (a shape
+        per single-input model, or ``{input: shape}``); a shape the declared dims do not
+        admit implies ``dynamic=True``. ``shape_cache_size`` bounds how many input
+        signatures stay prepared. ``static_shapes`` forces (or forbids) one static compile
+        per input shape; by default the backend decides per device.
         """
         self._check_open()
         path = Path(model_path)
         if not path.is_file():
             what = "is a directory, not a model file" if path.is_dir() else "does not exist"
             raise ModelLoadError(f"model file '{path}' {what}")
+        if not isinstance(shape_cache_size, int) or shape_cache_size < 1:
+            raise InvalidInputError(
+                f"shape_cache_size: expected a positive integer, got {shape_cache_size!r}"
+            )
         requested = normalize_device(device)
         resolved = resolve_device(requested, self._backend.devices(), self.backend)
+        hints = _layout_hints(layout)
+        warmups = [_warmup_spec(spec) for spec in shapes or ()]
         options = LoadOptions(
             precision=_normalize_precision(precision),
             profiling=bool(profiling),
             cache_dir=self._cache_dir,
+            dynamic=bool(dynamic),
+            layouts=tuple(hints.items()),
+            static_shapes=static_shapes,
         )
-        loaded = self._backend.load(path, resolved, options)
-        model = Model(loaded, backend=self.backend, path=str(path))
+        model = self._open(path, resolved, options, hints, shape_cache_size)
+        if warmups and not dynamic and not all(_admits(model, spec) for spec in warmups):
+            model.close()  # declared static, asked to run at other shapes: free the dims
+            options = replace(options, dynamic=True)
+            model = self._open(path, resolved, options, hints, shape_cache_size)
+        for spec in warmups:
+            model.run(_zeros_for(model, spec))
         self._models.append(model)
         return model
+
+    def _open(
+        self,
+        path: Path,
+        device: str,
+        options: LoadOptions,
+        hints: dict[str, str],
+        shape_cache_size: int,
+    ) -> Model:
+        loaded = self._backend.load(path, device, options)
+        names = [info.name for info in loaded.inputs]
+        if "*" in hints:
+            if len(names) != 1:
+                loaded.close()
+                raise InvalidInputError(
+                    f"layout: the model has {len(names)} inputs ({', '.join(names)}); "
+                    f"give a dict of input name -> layout"
+                )
+            hints = {names[0]: hints["*"]}
+        unknown = sorted(set(hints) - set(names))
+        if unknown:
+            loaded.close()
+            raise InvalidInputError(
+                f"layout: unknown input(s) {', '.join(map(repr, unknown))}; "
+                f"the model takes {', '.join(map(repr, names))}"
+            )
+        for info in loaded.inputs:
+            if info.name in hints and info.shape is not None:
+                validate_layout(hints[info.name], len(info.shape), f"layout of '{info.name}'")
+        return Model(
+            loaded,
+            backend=self.backend,
+            path=str(path),
+            layouts=hints,
+            shape_cache_size=shape_cache_size,
+        )
 
     def tensor_from_numpy(
         self,
@@ -164,23 +229,76 @@ def _normalize_precision(precision: str | None) -> str | None:
     return text
 
 
+def _layout_hints(layout: str | Mapping[str, str] | None) -> dict[str, str]:
+    """``"NCHW"`` (for the only input, filed under ``"*"``) or ``{input: layout}``."""
+    if layout is None:
+        return {}
+    if isinstance(layout, str):
+        return {"*": _layout_text(layout, "layout")}
+    if isinstance(layout, Mapping):
+        return {
+            str(name): _layout_text(text, f"layout of '{name}'") for name, text in layout.items()
+        }
+    raise InvalidInputError(
+        f"layout: expected a layout such as 'NCHW' or a dict of input name -> layout, "
+        f"got {layout!r}"
+    )
+
+
+def _layout_text(layout: Any, what: str) -> str:
+    checked = validate_layout(layout, len(str(layout).strip()), what)
+    assert checked is not None
+    return checked
+
+
+def _warmup_spec(spec: Any) -> tuple[int, ...] | dict[str, tuple[int, ...]]:
+    if isinstance(spec, Mapping):
+        return {
+            str(name): _reshape_target(shape, f"shapes['{name}']") for name, shape in spec.items()
+        }
+    return _reshape_target(spec, "shapes")
+
+
+def _admits(model: Model, spec: tuple[int, ...] | dict[str, tuple[int, ...]]) -> bool:
+    """Whether the model's declared dims admit the warm-up shape(s)."""
+    wanted = spec if isinstance(spec, dict) else {model.inputs[0].name: spec}
+    for info in model.inputs:
+        shape = wanted.get(info.name)
+        if shape is None or info.shape is None:
+            continue
+        if len(shape) != len(info.shape) or any(
+            dim is not None and dim != size for dim, size in zip(info.shape, shape)
+        ):
+            return False
+    return True
+
+
+def _zeros_for(model: Model, spec: tuple[int, ...] | dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    inputs = model.inputs
+    if not isinstance(spec, dict):
+        if len(inputs) != 1:
+            raise InvalidInputError(
+                f"shapes: the model has {len(inputs)} inputs; give {{input name: shape}} dicts"
+            )
+        spec = {inputs[0].name: spec}
+    unknown = sorted(set(spec) - {info.name for info in inputs})
+    if unknown:
+        raise InvalidInputError(f"shapes: unknown input(s) {', '.join(map(repr, unknown))}")
+    feed = {}
+    for info in inputs:
+        shape = spec.get(info.name)
+        if shape is None:
+            if info.shape is None or None in info.shape:
+                raise InvalidInputError(
+                    f"shapes: input '{info.name}' has dynamic dims; give its shape too"
+                )
+            shape = tuple(info.shape)
+        feed[info.name] = np.zeros(shape, info.dtype)
+    return feed
+
+
 def _reshape(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    if isinstance(shape, np.ndarray) and shape.ndim == 1:
-        shape = shape.tolist()
-    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
-        raise InvalidInputError(
-            f"shape_override: expected a sequence of integers such as (1, 3, 224, 224), "
-            f"got {shape!r}"
-        )
-    try:  # operator.index refuses 1.5 and "2" instead of truncating or parsing them
-        target = tuple(operator.index(dim) for dim in shape)
-    except TypeError as exc:
-        raise InvalidInputError(
-            f"shape_override: expected a sequence of integers such as (1, 3, 224, 224), "
-            f"got {shape!r}"
-        ) from exc
-    if any(dim < 0 for dim in target):
-        raise InvalidInputError(f"shape_override: dimensions must be >= 0, got {target}")
+    target = _reshape_target(shape, "shape_override")
     count = math.prod(target)
     if count != array.size:
         raise InvalidInputError(
@@ -188,3 +306,21 @@ def _reshape(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
             f"{tuple(array.shape)}, got {target} ({count} elements)"
         )
     return array.reshape(target)
+
+
+def _reshape_target(shape: Any, what: str) -> tuple[int, ...]:
+    if isinstance(shape, np.ndarray) and shape.ndim == 1:
+        shape = shape.tolist()
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise InvalidInputError(
+            f"{what}: expected a sequence of integers such as (1, 3, 224, 224), got {shape!r}"
+        )
+    try:  # operator.index refuses 1.5 and "2" instead of truncating or parsing them
+        target = tuple(operator.index(dim) for dim in shape)
+    except TypeError as exc:
+        raise InvalidInputError(
+            f"{what}: expected a sequence of integers such as (1, 3, 224, 224), got {shape!r}"
+        ) from exc
+    if any(dim < 0 for dim in target):
+        raise InvalidInputError(f"{what}: dimensions must be >= 0, got {target}")
+    return target

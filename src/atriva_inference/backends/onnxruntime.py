@@ -13,6 +13,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,15 @@ from ..errors import (
 )
 from ..profiling import LayerRecord
 from ..tensor import TensorInfo
-from .base import Backend, BackendRequest, ErrorTranslator, LoadedModel, LoadOptions
+from . import onnx_graph
+from .base import (
+    Backend,
+    BackendRequest,
+    ErrorTranslator,
+    InputConversion,
+    LoadedModel,
+    LoadOptions,
+)
 
 __all__ = ["ONNXRuntimeBackend"]
 
@@ -153,12 +162,51 @@ class ONNXRuntimeBackend(Backend):
             )
         providers = [_CUDA, _CPU] if device.startswith("GPU") else [_CPU]
         started = time.perf_counter()
+        source: Path | bytes = path
+        if options.dynamic:
+            with _translate(ModelLoadError, f"cannot free the dims of '{path}'"):
+                proto = onnx_graph.load(path)
+                onnx_graph.free_dims(proto, dict(options.layouts))
+                source = proto.SerializeToString()
+        session, from_cache = self._checked_session(source, path, providers, options, device)
+        compile_ms = (time.perf_counter() - started) * 1e3
+        return self._model(
+            session, source, path, providers, options, device, compile_ms, from_cache
+        )
+
+    def _model(
+        self,
+        session: Any,
+        source: Path | bytes,
+        path: Path,
+        providers: list[str],
+        options: LoadOptions,
+        device: str,
+        compile_ms: float,
+        from_cache: bool,
+    ) -> ONNXRuntimeModel:
+        model = ONNXRuntimeModel(session, device, compile_ms, from_cache, options.profiling)
+        model.throughput_session = functools.partial(
+            self._throughput_session, source, path, providers
+        )
+        model.specializer = functools.partial(
+            self._specialize, source, path, providers, options, device
+        )
+        return model
+
+    def _checked_session(
+        self,
+        source: Path | bytes,
+        path: Path,
+        providers: list[str],
+        options: LoadOptions,
+        device: str,
+    ) -> tuple[Any, bool]:
         with warnings.catch_warnings(record=True) as caught:
             # ONNX Runtime only *warns* when a requested provider is missing, then runs on
             # the CPU; the check below turns that into an error instead.
             warnings.simplefilter("always")
-            session, from_cache = self._create_session(path, providers, options)
-        compile_ms = (time.perf_counter() - started) * 1e3
+            session, from_cache = self._create_session(source, path, providers, options)
         active = session.get_providers()
         if active[0] != providers[0]:
             said = "; ".join(str(w.message) for w in caught)
@@ -171,13 +219,34 @@ class ONNXRuntimeBackend(Backend):
             warnings.warn_explicit(
                 warning.message, warning.category, warning.filename, warning.lineno
             )
-        model = ONNXRuntimeModel(session, device, compile_ms, from_cache, options.profiling)
-        model.throughput_session = functools.partial(
-            self._throughput_session, path, providers, options
-        )
-        return model
+        return session, from_cache
 
-    def _throughput_session(self, path: Path, providers: list[str], options: LoadOptions) -> Any:
+    def _specialize(
+        self,
+        source: Path | bytes,
+        path: Path,
+        providers: list[str],
+        options: LoadOptions,
+        device: str,
+        conversions: Sequence[InputConversion],
+    ) -> ONNXRuntimeModel | None:
+        """A session on the graph with Transpose/Cast prepended: measured faster than numpy
+        (uint8 NHWC 1080p -> float NCHW: 1.1 ms in the graph vs 2.2 ms transpose + astype)."""
+        if not onnx_graph.available():
+            return None  # numpy converts instead
+        started = time.perf_counter()
+        with _translate(InferenceFailedError, "cannot prepare the model for these inputs"):
+            proto = onnx_graph.load(path) if isinstance(source, Path) else _parse(source)
+            onnx_graph.with_conversions(proto, conversions)
+            edited = proto.SerializeToString()
+        variant_options = replace(options, cache_dir=None, profiling=False)
+        session, _ = self._checked_session(edited, path, providers, variant_options, device)
+        compile_ms = (time.perf_counter() - started) * 1e3
+        return self._model(
+            session, edited, path, providers, variant_options, device, compile_ms, False
+        )
+
+    def _throughput_session(self, source: Path | bytes, path: Path, providers: list[str]) -> Any:
         """For the async queue: one single-threaded session that every worker shares.
 
         Measured on 2 cores (ResNet-50): 1-thread sessions, one per concurrent request,
@@ -187,7 +256,7 @@ class ONNXRuntimeBackend(Backend):
         session_options.intra_op_num_threads = 1
         session_options.inter_op_num_threads = 1
         with _translate(ModelLoadError, f"cannot load '{path}' for throughput"):
-            return ort.InferenceSession(str(path), session_options, providers=providers)
+            return ort.InferenceSession(_readable(source), session_options, providers=providers)
 
     def _session_options(self, options: LoadOptions) -> Any:
         session_options = ort.SessionOptions()
@@ -197,15 +266,16 @@ class ONNXRuntimeBackend(Backend):
         return session_options
 
     def _create_session(
-        self, path: Path, providers: list[str], options: LoadOptions
+        self, source: Path | bytes, path: Path, providers: list[str], options: LoadOptions
     ) -> tuple[Any, bool]:
         context = f"cannot load '{path}'"
         if options.cache_dir is None or path.suffix.lower() == ".ort":
             with _translate(ModelLoadError, context):
                 return ort.InferenceSession(
-                    str(path), self._session_options(options), providers=providers
+                    _readable(source), self._session_options(options), providers=providers
                 ), False
-        cached = options.cache_dir / "onnxruntime" / f"{self._cache_key(path, providers)}.ort"
+        key = self._cache_key(source, providers)
+        cached = options.cache_dir / "onnxruntime" / f"{key}.ort"
         if cached.is_file():
             with _translate(ModelLoadError, f"cannot load cached '{cached}' for '{path}'"):
                 return ort.InferenceSession(
@@ -218,18 +288,32 @@ class ONNXRuntimeBackend(Backend):
         # ORT warns that the optimized file is hardware-specific; the cache key says so.
         session_options.log_severity_level = 3
         with _translate(ModelLoadError, context):
-            session = ort.InferenceSession(str(path), session_options, providers=providers)
+            session = ort.InferenceSession(_readable(source), session_options, providers=providers)
         if partial.is_file():
             os.replace(partial, cached)  # atomic: a concurrent reader never sees half a file
         return session, False
 
-    def _cache_key(self, path: Path, providers: list[str]) -> str:
+    def _cache_key(self, source: Path | bytes, providers: list[str]) -> str:
         digest = hashlib.sha256()
-        with open(path, "rb") as model_file:
-            for block in iter(lambda: model_file.read(1 << 20), b""):
-                digest.update(block)
+        if isinstance(source, bytes):
+            digest.update(source)
+        else:
+            with open(source, "rb") as model_file:
+                for block in iter(lambda: model_file.read(1 << 20), b""):
+                    digest.update(block)
         digest.update("|".join([ort.__version__, ",".join(providers), _cpu_name()]).encode())
         return digest.hexdigest()[:32]
+
+
+def _readable(source: Path | bytes) -> str | bytes:
+    """What ``ort.InferenceSession`` takes: a path string or the serialized model."""
+    return source if isinstance(source, bytes) else str(source)
+
+
+def _parse(serialized: bytes) -> Any:
+    import onnx
+
+    return onnx.load_from_string(serialized)
 
 
 class ONNXRuntimeModel(LoadedModel):
@@ -250,6 +334,19 @@ class ONNXRuntimeModel(LoadedModel):
         self._layers_after_us = 0.0
         self._throughput: Any = None
         self.throughput_session: Callable[[], Any] = lambda: None
+        self.specializer: Callable[[Sequence[InputConversion]], LoadedModel | None] = (
+            lambda conversions: None
+        )
+
+    def specialize(
+        self,
+        conversions: Sequence[InputConversion],
+        shapes: Sequence[tuple[int, ...]] | None = None,
+    ) -> LoadedModel | None:
+        # ONNX Runtime runs every shape on its dynamic session: only conversions specialize.
+        if not conversions:
+            return None
+        return self.specializer(conversions)
 
     def create_request(self) -> BackendRequest:
         return ONNXRuntimeRequest(self, self._session)

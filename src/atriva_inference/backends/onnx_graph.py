@@ -1,0 +1,128 @@
+"""Edits of ONNX graphs that backends without a preprocessing API need (ONNX Runtime).
+
+Needs the ``onnx`` package (in the ``onnxruntime`` extra); imported only when an edit is
+asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendUnavailableError
+from ..preparation import axes_to_free, infer_layout
+from ..tensor import TensorInfo
+from .base import InputConversion
+
+__all__ = ["free_dims", "load", "with_conversions"]
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "editing the ONNX graph (dynamic=True, conversions in the graph) needs the 'onnx' "
+            "package: pip install 'atriva-inference[onnxruntime]'"
+        ) from exc
+    return onnx
+
+
+def available() -> bool:
+    try:
+        _onnx()
+    except BackendUnavailableError:
+        return False
+    return True
+
+
+def load(path: Path) -> Any:
+    return _onnx().load(str(path))
+
+
+def _real_inputs(model: Any) -> list[Any]:
+    initializers = {initializer.name for initializer in model.graph.initializer}
+    return [value for value in model.graph.input if value.name not in initializers]
+
+
+def _dims(value: Any) -> tuple[int | None, ...]:
+    return tuple(
+        dim.dim_value if dim.HasField("dim_value") else None
+        for dim in value.type.tensor_type.shape.dim
+    )
+
+
+def free_dims(model: Any, hints: Mapping[str, str]) -> None:
+    """Make declared-static dims symbolic (N, H, W of image inputs; N of others), in place.
+
+    Initializers listed as graph inputs (old exporters do that) are taken out of the inputs,
+    so ONNX Runtime folds them as constants instead of warning about each one.
+    """
+    graph = model.graph
+    initializers = {initializer.name for initializer in graph.initializer}
+    kept = [value for value in graph.input if value.name not in initializers]
+    if len(kept) != len(graph.input) and model.ir_version >= 4:
+        del graph.input[:]
+        graph.input.extend(kept)
+    for value in _real_inputs(model):
+        shape = _dims(value)
+        info = TensorInfo(value.name, shape, np.dtype(np.float32))
+        layout = hints.get(value.name) or hints.get("*") or infer_layout(info)
+        dims = value.type.tensor_type.shape.dim
+        for axis in axes_to_free(len(shape), layout):
+            dims[axis].Clear()
+            dims[axis].dim_param = f"{value.name}_{axis}"
+    for value in graph.output:
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            dim.Clear()
+            dim.dim_param = f"{value.name}_{axis}"
+    del graph.value_info[:]  # stale static shapes of intermediates would contradict
+
+
+def with_conversions(model: Any, conversions: Sequence[InputConversion]) -> None:
+    """Prepend Transpose/Cast so each converted input takes the data as given, in place.
+
+    The input keeps its name (callers address it so); its consumers read the converted
+    tensor instead.
+    """
+    onnx = _onnx()
+    graph = model.graph
+    inputs = _real_inputs(model)
+    prologue = []
+    for conversion in conversions:
+        value = inputs[conversion.index]
+        name, converted = value.name, f"{value.name}__atriva_converted"
+        for node in graph.node:
+            for position, node_input in enumerate(node.input):
+                if node_input == name:
+                    node.input[position] = converted
+        tensor_type = value.type.tensor_type
+        current = name
+        steps = []
+        if (
+            conversion.layout
+            and conversion.model_layout
+            and (conversion.layout != conversion.model_layout)
+        ):
+            data, wanted = conversion.layout, conversion.model_layout
+            permutation = [data.index(axis) for axis in wanted]
+            steps.append(("Transpose", {"perm": permutation}))
+            dims = [type(tensor_type.shape.dim[0])() for _ in data]
+            for axis, letter in enumerate(data):
+                dims[axis].CopyFrom(tensor_type.shape.dim[wanted.index(letter)])
+            del tensor_type.shape.dim[:]
+            tensor_type.shape.dim.extend(dims)
+        model_type = tensor_type.elem_type
+        data_type = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(conversion.dtype))
+        if data_type != model_type:
+            steps.append(("Cast", {"to": model_type}))
+            tensor_type.elem_type = data_type
+        for position, (op_type, attributes) in enumerate(steps):
+            output = converted if position == len(steps) - 1 else f"{name}__atriva_{op_type}"
+            prologue.append(onnx.helper.make_node(op_type, [current], [output], **attributes))
+            current = output
+    for position, node in enumerate(prologue):
+        graph.node.insert(position, node)
