@@ -24,8 +24,9 @@ from .errors import (
 )
 from .execution import AsyncQueue, AsyncRequest, AsyncResult, Stream
 from .model import Model
-from .profiling import LayerRecord, Profile
+from .profiling import LayerRecord, Profile, ShapeRecord
 from .runtime import InferenceRuntime
+from .shapes import ShapeCacheInfo
 from .tensor import Tensor, TensorInfo
 
 __version__ = "0.1.0"
@@ -48,6 +49,8 @@ __all__ = [
     "ModelLoadError",
     "Profile",
     "RequestBusyError",
+    "ShapeCacheInfo",
+    "ShapeRecord",
     "Stream",
     "Tensor",
     "TensorInfo",
