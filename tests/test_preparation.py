@@ -175,3 +175,55 @@ def test_bad_layout_hints(runtime, backend, ambiguous, layout, fragment):
 def test_a_layout_string_for_a_multi_input_model_is_refused(runtime, backend, multi_io):
     with pytest.raises(InvalidInputError, match="2 inputs"):
         load(runtime, multi_io, backend, layout="NC")
+
+
+# -- mean / scale compiled into the model --------------------------------------------------
+MEAN, SCALE = [0.5, 0.25, -0.5], [0.2, 0.5, 2.0]
+
+
+def normalized(x):
+    return (x - np.reshape(MEAN, (1, 3, 1, 1))) / np.reshape(SCALE, (1, 3, 1, 1))
+
+
+def test_mean_and_scale_in_the_model(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend, mean=MEAN, scale=SCALE)
+    x = rng.random((1, 3, 16, 16), dtype=np.float32)
+    expected = conv_net.reference({"input": normalized(x)})["output"]
+    np.testing.assert_allclose(model.run(x)["output"].to_numpy(), expected, atol=1e-3)
+    frame = uint8_frame(rng)  # and a camera frame: convert, then normalize, all in the graph
+    out = model.run(runtime.tensor_from_numpy(frame, layout="HWC"))["output"].to_numpy()
+    expected = conv_net.reference({"input": normalized(as_model_input(frame))})["output"]
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-2)
+
+
+def test_mean_or_scale_alone_and_by_name(runtime, backend, conv_net, rng):
+    x = rng.random((1, 3, 16, 16), dtype=np.float32)
+    only_mean = load(runtime, conv_net, backend, mean={"input": MEAN})
+    expected = conv_net.reference({"input": x - np.reshape(MEAN, (1, 3, 1, 1))})["output"]
+    np.testing.assert_allclose(only_mean.run(x)["output"].to_numpy(), expected, atol=1e-3)
+    only_scale = load(runtime, conv_net, backend, scale=SCALE)
+    expected = conv_net.reference({"input": x / np.reshape(SCALE, (1, 3, 1, 1))})["output"]
+    np.testing.assert_allclose(only_scale.run(x)["output"].to_numpy(), expected, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"mean": [0.5, 0.5], "scale": SCALE}, "as many scales as means"),
+        ({"scale": [1.0, 0.0, 1.0]}, "non-zero"),
+        ({"mean": ["a", 1, 2]}, "sequence of numbers"),
+        ({"mean": []}, "at least one"),
+        ({"mean": {"nope": MEAN}}, "no input 'nope'"),
+    ],
+)
+def test_bad_mean_scale(runtime, backend, conv_net, options, fragment):
+    with pytest.raises(InvalidInputError, match=fragment):
+        load(runtime, conv_net, backend, **options)
+
+
+def test_mean_needs_a_layout(runtime, backend, ambiguous):
+    with pytest.raises(InvalidInputError, match="layout"):
+        load(runtime, ambiguous, backend, mean=[0.0] * 5)
+    model = load(runtime, ambiguous, backend, mean=[1.0] * 5, layout="NCHW")
+    x = np.full((1, 5, 6, 7), 3.0, np.float32)
+    np.testing.assert_array_equal(model.run(x)["y"].to_numpy(), np.full((1, 5, 6, 7), 2.0))

@@ -10,8 +10,8 @@ Used by ``atriva-infer bench``; every function here also works from Python::
 
 from __future__ import annotations
 
+import contextlib
 import math
-import operator
 import time
 from array import array
 from collections.abc import Callable, Mapping, Sequence
@@ -112,15 +112,16 @@ def parse_shapes(specs: Sequence[str], infos: Sequence[TensorInfo]) -> list[Tens
     dimensions do not fit the model raises :class:`InvalidInputError`.
     """
     by_name = {info.name: info for info in infos}
-    listing = ", ".join(f"'{info.name}' {format_signature(info.dtype, info.shape)}" for info in infos)
+    listing = ", ".join(
+        f"'{info.name}' {format_signature(info.dtype, info.shape)}" for info in infos
+    )
     chosen: dict[str, tuple[int, ...]] = {}
     for spec in specs:
         name, sep, text = spec.rpartition("=")
         if not sep:
             if len(infos) != 1:
                 raise InvalidInputError(
-                    f"--shape {spec}: the model has {len(infos)} inputs ({listing}); "
-                    f"use NAME=AxBxC"
+                    f"--shape {spec}: the model has {len(infos)} inputs ({listing}); use NAME=AxBxC"
                 )
             name = infos[0].name
         elif name not in by_name:
@@ -142,13 +143,15 @@ def parse_shapes(specs: Sequence[str], infos: Sequence[TensorInfo]) -> list[Tens
                     f"{'x'.join(map(str, shape))} does not fit"
                 )
         chosen[name] = shape
-    return [replace(info, shape=chosen[info.name]) if info.name in chosen else info for info in infos]
+    return [
+        replace(info, shape=chosen[info.name]) if info.name in chosen else info for info in infos
+    ]
 
 
 def _parse_dims(spec: str, text: str) -> tuple[int, ...]:
     parts = text.lower().replace(",", "x").split("x")
     try:
-        dims = tuple(operator.index(int(part)) for part in parts)
+        dims = tuple(int(part) for part in parts)
     except ValueError:
         raise InvalidInputError(
             f"--shape {spec}: expected dimensions like 1x3x480x640, got {text!r}"
@@ -315,10 +318,8 @@ def _loop_async(
     except BaseException:
         for request in pool:  # leave nothing running on the backend's threads
             if request.busy:
-                try:
+                with contextlib.suppress(Exception):  # the first error is the one raised
                     request.wait()
-                except Exception:  # noqa: S110 -- the first error is the one raised
-                    pass
         raise
     return done
 
@@ -337,11 +338,13 @@ def output_difference(a: Any, b: Any) -> tuple[float, float]:
         raise ValueError(f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
     if a.size == 0:
         return 0.0, 0.0
-    if kind_of(a.dtype) not in "biuf" or kind_of(b.dtype) not in "biuf":
+    kinds = kind_of(a.dtype) + kind_of(b.dtype)
+    if any(kind not in "biufc" for kind in kinds):
         same = bool(np.array_equal(a, b))
         return (0.0, 0.0) if same else (math.inf, math.inf)
-    x = a.astype(np.float64)
-    y = b.astype(np.float64)
+    wide = np.complex128 if "c" in kinds else np.float64
+    x = a.astype(wide)
+    y = b.astype(wide)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         equal = (x == y) | (np.isnan(x) & np.isnan(y))
         absolute = np.where(equal, 0.0, np.abs(x - y))
@@ -453,17 +456,23 @@ def compare(
         row = CompareRow(config)
         rows.append(row)
         try:
-            with InferenceRuntime(config.backend, cache_dir=cache_dir) as runtime:
-                try:
-                    model = runtime.load_model(
-                        model_path, device, precision=config.precision, profiling=profiling
-                    )
-                except ModelLoadError as exc:
-                    row.skipped = True
-                    raise exc
-                row.device, row.precision = model.device, model.precision
-                if shared is None:
-                    shared = inputs(model.inputs)  # type: ignore[operator]
+            runtime = InferenceRuntime(config.backend, cache_dir=cache_dir)
+        except InferenceRuntimeError as exc:
+            row.error = _one_line(exc)
+            continue
+        with runtime:
+            try:
+                model = runtime.load_model(
+                    model_path, device, precision=config.precision, profiling=profiling
+                )
+            except InferenceRuntimeError as exc:
+                row.skipped = isinstance(exc, ModelLoadError)
+                row.error = _one_line(exc)
+                continue
+            row.device, row.precision = model.device, model.precision
+            if shared is None:  # errors here (a bad --shape) are the caller's: not caught
+                shared = inputs(model.inputs)  # type: ignore[operator]
+            try:
                 row.result = measure(
                     model,
                     shared,
@@ -476,11 +485,15 @@ def compare(
                 )
                 row.profile = model.get_profiling()
                 row.outputs = {name: t.to_numpy() for name, t in model.run(shared).items()}
-        except InferenceRuntimeError as exc:
-            row.result = None
-            row.error = " ".join(str(exc).split()) or type(exc).__name__
+            except InferenceRuntimeError as exc:
+                row.result = None
+                row.error = _one_line(exc)
     _relate(rows)
     return rows
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _relate(rows: list[CompareRow]) -> None:

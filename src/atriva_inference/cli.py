@@ -1,10 +1,12 @@
-"""``atriva-infer``: inspect a model or run it once from the command line.
+"""``atriva-infer``: inspect a model, run it once or benchmark it from the command line.
 
 ::
 
     atriva-infer info model.xml --device CPU
     atriva-infer run model.onnx --backend onnxruntime --input images=frame.npy --iterations 20
     atriva-infer run model.xml            # random inputs shaped from the model
+    atriva-infer bench model.onnx --mode async --requests 4 --seconds 10 --json out.json
+    atriva-infer bench model.onnx --compare            # every usable backend, side by side
 
 Every error the runtime raises (and bad ``.npy`` files or arguments) prints one line,
 ``atriva-infer: error: <message>``, to stderr and exits with status 2; never a traceback.
@@ -14,20 +16,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import ml_dtypes
 import numpy as np
 
-from . import __version__
+from . import __version__, bench
 from .backends import BackendStatus, available_backends
 from .dtypes import STRING, describe, kind_of
 from .errors import BackendUnavailableError, InferenceRuntimeError, InvalidInputError
 from .model import Model, infer_layout
+from .profiling import Profile
 from .runtime import InferenceRuntime
 from .tensor import TensorInfo
 
@@ -66,8 +72,28 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``atriva-infer`` argument parser (``info`` and ``run`` subcommands)."""
+    """The ``atriva-infer`` argument parser (``info``, ``run`` and ``bench`` subcommands)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("model", metavar="MODEL", help="model file (.xml OpenVINO IR or .onnx)")
     common.add_argument(
@@ -146,7 +172,95 @@ def build_parser() -> argparse.ArgumentParser:
         help="size of dynamic dimensions other than the first in random inputs "
         f"(default: {DEFAULT_DYNAMIC_SIZE})",
     )
+    _add_bench_parser(commands, common)
     return parser
+
+
+def _add_bench_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    sub = commands.add_parser(
+        "bench",
+        parents=[common],
+        conflict_handler="resolve",  # --backend and --precision take comma lists here
+        help="measure throughput and latency of MODEL (like benchmark_app / trtexec)",
+        description="Load MODEL, warm it up, then run it on random inputs for --seconds or "
+        "--iterations and print the throughput, latency percentiles and the profile. With "
+        "--compare (or several --backend / --precision values) run each configuration on the "
+        "same inputs and print them side by side: speed ratio and max abs / rel difference of "
+        "every output against the first one.",
+        epilog="A progress bar is drawn on stderr when it is a terminal. " + _RANDOM_HELP,
+    )
+    sub.add_argument(
+        "--backend",
+        metavar="NAME[,NAME..]",
+        help="openvino, onnxruntime or tensorrt; a comma list compares them (default: the "
+        "first usable of " + ", ".join(DEFAULT_BACKENDS) + "; with --compare: every usable one)",
+    )
+    sub.add_argument(
+        "--precision",
+        metavar="P[,P..]",
+        help="execution precision, FP32 (F32), BF16, FP16 (default: the model's own); a comma "
+        "list such as f32,bf16 compares them",
+    )
+    sub.add_argument(
+        "--mode",
+        choices=bench.MODES,
+        default="sync",
+        help="sync: model.run; stream: one model.create_stream(); async: --requests async "
+        "requests kept busy round-robin (default: sync)",
+    )
+    length = sub.add_mutually_exclusive_group()
+    length.add_argument(
+        "--seconds",
+        "-t",
+        type=_positive_float,
+        metavar="S",
+        help=f"measure for S seconds (default: {bench.DEFAULT_SECONDS:g})",
+    )
+    length.add_argument(
+        "--iterations", "-n", type=_positive_int, metavar="N", help="measure exactly N iterations"
+    )
+    sub.add_argument(
+        "--warmup",
+        type=_non_negative_int,
+        default=bench.DEFAULT_WARMUP,
+        metavar="N",
+        help=f"iterations run first and not counted (default: {bench.DEFAULT_WARMUP})",
+    )
+    sub.add_argument(
+        "--requests",
+        type=_positive_int,
+        default=bench.DEFAULT_REQUESTS,
+        metavar="N",
+        help=f"async requests in flight with --mode async (default: {bench.DEFAULT_REQUESTS})",
+    )
+    sub.add_argument(
+        "--shape",
+        dest="shapes",
+        action="append",
+        default=[],
+        metavar="NAME=AxBxC",
+        help="concrete shape of a dynamic input, e.g. images=1x3x480x640; repeat per input; "
+        "a bare AxBxC for a one-input model",
+    )
+    sub.add_argument(
+        "--profile", action="store_true", help="load with per-layer profiling (slower runs)"
+    )
+    sub.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace to FILE")
+    sub.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
+    sub.add_argument(
+        "--compare",
+        action="store_true",
+        help="run on every usable backend (or each of --backend) and compare",
+    )
+    sub.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
+    sub.add_argument(
+        "--dynamic-size",
+        type=_positive_int,
+        default=DEFAULT_DYNAMIC_SIZE,
+        metavar="N",
+        help="size of dynamic dimensions without --shape, other than the first "
+        f"(default: {DEFAULT_DYNAMIC_SIZE})",
+    )
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -378,6 +492,291 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+class _ProgressBar:
+    """A transient ``rich`` progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, seconds: float | None, iterations: int | None) -> None:
+        self._seconds = seconds
+        self._iterations = iterations
+        self._progress: Any = None
+
+    def __enter__(self) -> _ProgressBar:
+        if not sys.stderr.isatty():
+            return self
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        count = MofNCompleteColumn() if self._iterations is not None else TaskProgressColumn()
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            count,
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            auto_refresh=False,  # no refresh thread competing with the measured loop
+        )
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def task(self, label: str) -> bench.ProgressFn | None:
+        """A callback for :func:`bench.measure` that advances a new bar named ``label``."""
+        progress = self._progress
+        if progress is None:
+            return None
+        by_count = self._iterations is not None
+        total = self._iterations if by_count else self._seconds
+        task_id = progress.add_task(label, total=total)
+        progress.refresh()
+
+        def update(done: int, elapsed: float) -> None:
+            completed = done if by_count else min(elapsed, total or elapsed)
+            progress.update(task_id, completed=completed, refresh=True)
+
+        return update
+
+
+def _split_list(text: str, what: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise InvalidInputError(f"{what}: expected a name or a comma list, got {text!r}")
+    return list(dict.fromkeys(items))  # keep order, drop repeats
+
+
+def _check_writable(path: str | None, option: str) -> None:
+    if path is not None and not Path(path).resolve().parent.is_dir():
+        raise OSError(f"{option} {path}: the folder '{Path(path).parent}' does not exist")
+
+
+def _inputs_line(inputs: dict[str, np.ndarray], seed: int) -> str:
+    parts = [f"{name} {_dtype_name(a)}{_shape_text(a.shape)}" for name, a in inputs.items()]
+    return f"{', '.join(parts) or '(none)'} (random, seed {seed})"
+
+
+def _latency_line(result: bench.BenchResult) -> str:
+    lat = result.latency_ms()
+    text = "  ".join(f"{key} {lat[key]:.3f}" for key in ("median", "p90", "p99", "min", "max"))
+    return text + ("  (per request, start -> wait)" if result.mode == "async" else "")
+
+
+def _mode_text(result: bench.BenchResult) -> str:
+    if result.mode == "async":
+        return f"async, {result.requests} request{'s' if result.requests != 1 else ''}"
+    return result.mode
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(data, file, indent=2)
+        file.write("\n")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    precisions: list[str | None] = (
+        [None] if args.precision is None else list(_split_list(args.precision, "--precision"))
+    )
+    if args.backend is not None:
+        backends = _split_list(args.backend, "--backend")
+    elif args.compare:
+        statuses = available_backends()
+        backends = [status.name for status in statuses if status.usable]
+        if not backends:
+            reasons = "; ".join(f"{status.name}: {status.reason}" for status in statuses)
+            raise BackendUnavailableError(f"--compare: no usable backend ({reasons})")
+    else:
+        backends = [_choose_backend(None)]
+    comparing = args.compare or len(backends) > 1 or len(precisions) > 1
+    _check_writable(args.json, "--json")
+    _check_writable(args.trace, "--trace")
+    if args.trace is not None:
+        if comparing:
+            raise InvalidInputError(
+                "--trace records one configuration: drop --compare and the comma lists"
+            )
+        if not hasattr(Profile, "to_chrome_trace"):  # feature-detected: newer Profile only
+            raise InferenceRuntimeError(
+                "--trace needs Profile.to_chrome_trace, which this atriva-inference lacks"
+            )
+    seconds = args.seconds
+    if seconds is None and args.iterations is None:
+        seconds = bench.DEFAULT_SECONDS
+    used: dict[str, np.ndarray] = {}
+
+    def make_inputs(infos: Sequence[TensorInfo]) -> dict[str, np.ndarray]:
+        infos = bench.parse_shapes(args.shapes, infos)
+        used.update(make_random_inputs(infos, seed=args.seed, dynamic_size=args.dynamic_size))
+        return used
+
+    options: dict[str, Any] = {
+        "seconds": seconds,
+        "iterations": args.iterations,
+        "warmup": args.warmup,
+        "requests": args.requests,
+    }
+    if comparing:
+        configs = [bench.Config(b, p) for b in backends for p in precisions]
+        return _bench_compare(args, configs, make_inputs, options, used)
+    return _bench_one(args, backends[0], precisions[0], make_inputs, options)
+
+
+def _bench_one(
+    args: argparse.Namespace,
+    backend: str,
+    precision: str | None,
+    make_inputs: Callable[[Sequence[TensorInfo]], dict[str, np.ndarray]],
+    options: dict[str, Any],
+) -> int:
+    with InferenceRuntime(backend, cache_dir=args.cache_dir) as runtime:
+        model = runtime.load_model(
+            args.model, args.device, precision=precision, profiling=args.profile
+        )
+        inputs = make_inputs(model.inputs)
+        print(f"model:       {model.path}")
+        print(f"backend:     {model.backend}")
+        print(f"device:      {model.device}")
+        print(f"precision:   {model.precision}")
+        print(f"inputs:      {_inputs_line(inputs, args.seed)}")
+        sys.stdout.flush()
+        with _ProgressBar(options["seconds"], options["iterations"]) as bar:
+            result = bench.measure(
+                model, inputs, args.mode, progress=bar.task(f"{backend} {args.mode}"), **options
+            )
+        print(f"mode:        {_mode_text(result)}")
+        print(f"warm-up:     {result.warmup} iterations (not counted)")
+        print(f"iterations:  {result.iterations}")
+        print(f"wall time:   {result.seconds:.3f} s")
+        print(f"throughput:  {result.throughput_fps:.1f} fps")
+        print(f"latency ms:  {_latency_line(result)}")
+        profile = model.get_profiling()
+        print()
+        if not result.profiling_reset:
+            print("(this Model has no reset_profiling(): the profile includes the warm-up runs)")
+        print(profile)
+        if args.trace is not None:
+            profile.to_chrome_trace(args.trace)  # type: ignore[attr-defined]
+            print(f"trace:       {args.trace}")
+        if args.json is not None:
+            data = {
+                "model": model.path,
+                "backend": model.backend,
+                "device": model.device,
+                "precision": model.precision,
+                **result.to_dict(),
+                "inputs": {name: list(a.shape) for name, a in inputs.items()},
+                "profile": profile.to_dict(),
+            }
+            _write_json(args.json, data)
+            print(f"json:        {args.json}")
+    return 0
+
+
+def _diff_text(pair: tuple[float, float] | None) -> str:
+    if pair is None:
+        return f"{'-':>12} {'-':>12}"
+    return f"{pair[0]:>12.3g} {pair[1]:>12.3g}"
+
+
+def _bench_compare(
+    args: argparse.Namespace,
+    configs: list[bench.Config],
+    make_inputs: Callable[[Sequence[TensorInfo]], dict[str, np.ndarray]],
+    options: dict[str, Any],
+    used: dict[str, np.ndarray],
+) -> int:
+    with _ProgressBar(options["seconds"], options["iterations"]) as bar:
+        rows = bench.compare(
+            args.model,
+            configs,
+            make_inputs,
+            device=args.device,
+            mode=args.mode,
+            profiling=args.profile,
+            cache_dir=args.cache_dir,
+            progress=lambda config: bar.task(config.label),
+            **options,
+        )
+    measured = [row for row in rows if row.result is not None]
+    first = measured[0] if measured else None
+    print(f"model:   {args.model}")
+    print(f"inputs:  {_inputs_line(used, args.seed) if used else '-'}")
+    if first is not None and first.result is not None:
+        print(f"mode:    {_mode_text(first.result)}, warm-up {first.result.warmup} iterations")
+    header = (
+        f"{'backend':<12} {'device':<7} {'precision':<9} {'median ms':>10} {'p90 ms':>9} "
+        f"{'fps':>10} {'speed':>7} {'max abs diff':>12} {'max rel diff':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    skipped = []
+    for row in rows:
+        lead = f"{row.config.backend:<12} {row.device or '-':<7} "
+        if row.result is None:
+            asked = row.config.precision.upper() if row.config.precision else "-"
+            if row.skipped:
+                skipped.append(f"{row.config.backend}: {row.error}")
+                print(f"{lead}{asked:<9} skipped (see below)")
+            else:
+                print(f"{lead}{asked:<9} error: {row.error}")
+            continue
+        lat = row.result.latency_ms()
+        ratio = f"{row.speed_ratio:.2f}x" if row.speed_ratio is not None else "-"
+        diff = (
+            f"{'reference':>12} {'reference':>12}"
+            if row.reference
+            else _diff_text(row.max_difference())
+        )
+        print(
+            f"{lead}{row.precision:<9} {lat['median']:>10.3f} {lat['p90']:>9.3f} "
+            f"{row.result.throughput_fps:>10.1f} {ratio:>7} {diff}"
+        )
+        if len(row.differences) > 1 and not row.reference:
+            for name, pair in row.differences.items():
+                print(f"    output '{name}': max abs {pair[0]:.3g}  max rel {pair[1]:.3g}")
+        for note in row.difference_notes:
+            print(f"    {note}")
+    if first is not None:
+        print(
+            "speed = fps / fps of the first row; diffs are vs the first row "
+            f"({first.config.backend} {first.precision})"
+        )
+    for note in skipped:
+        print(f"skipped {note}")
+    if args.profile:
+        for row in measured:
+            print()
+            print(row.profile)
+    if args.json is not None:
+        data: dict[str, Any] = {"model": args.model}
+        if first is not None and first.result is not None:
+            data.update(
+                {
+                    "backend": first.config.backend,
+                    "device": first.device,
+                    "precision": first.precision,
+                    **first.result.to_dict(),
+                    "inputs": {name: list(a.shape) for name, a in used.items()},
+                    "profile": first.profile.to_dict(),
+                }
+            )
+        data["compare"] = [row.to_dict() for row in rows]
+        _write_json(args.json, data)
+        print(f"json:    {args.json}")
+    if first is None:
+        raise InferenceRuntimeError("no configuration could be measured (see the table)")
+    return 0
+
+
 # -- entry point ---------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Run ``atriva-infer`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
@@ -386,7 +785,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    command = _cmd_info if args.command == "info" else _cmd_run
+    command = {"info": _cmd_info, "run": _cmd_run, "bench": _cmd_bench}[args.command]
     try:
         return command(args)
     except BrokenPipeError:  # e.g. piped into `head`: stop quietly

@@ -19,7 +19,14 @@ from .dtypes import convert_array, kind_of
 from .errors import InvalidInputError
 from .tensor import Tensor, TensorInfo, format_signature
 
-__all__ = ["InputPlan", "axes_to_free", "infer_layout", "with_batch"]
+__all__ = [
+    "InputPlan",
+    "axes_to_free",
+    "channel_axis",
+    "infer_layout",
+    "wanted_layout",
+    "with_batch",
+]
 
 
 def infer_layout(info: TensorInfo) -> str | None:
@@ -33,6 +40,12 @@ def infer_layout(info: TensorInfo) -> str | None:
         if shape[3] in (1, 3) and shape[1] not in (1, 3):
             return "NHWC"
     return None
+
+
+def wanted_layout(info: TensorInfo, hints: dict[str, str]) -> str | None:
+    """The layout an input wants: the caller's hint (``"*"``: the only input), the model's
+    own, or the guess for a 4-D image."""
+    return hints.get(info.name) or hints.get("*") or infer_layout(info)
 
 
 def with_batch(layout: str, wanted: str) -> str:
@@ -170,3 +183,13 @@ def axes_to_free(rank: int, layout: str | None) -> list[int]:
     if layout and len(layout) == rank and "C" in layout:
         return [axis for axis, name in enumerate(layout) if name != "C"]
     return [0] if rank else []
+
+
+def channel_axis(layout: str | None, what: str) -> int:
+    """Where the channels are, for per-channel mean/scale; an error when nobody knows."""
+    if not layout or "C" not in layout:
+        raise InvalidInputError(
+            f"{what}: mean/scale are per channel, but the input's layout is unknown; "
+            f"pass layout= (such as 'NCHW') to load_model"
+        )
+    return layout.index("C")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .backends import create_backend
-from .backends.base import LoadOptions
+from .backends.base import LoadOptions, Normalization
 from .devices import normalize_device, resolve_device
 from .errors import InvalidInputError, ModelClosedError, ModelLoadError
 from .model import Model
@@ -73,6 +73,8 @@ class InferenceRuntime:
         shapes: Sequence[Sequence[int] | Mapping[str, Sequence[int]]] | None = None,
         shape_cache_size: int = 8,
         static_shapes: bool | None = None,
+        mean: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
+        scale: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
     ) -> Model:
         """Load and compile a model on ``device``.
 
@@ -89,6 +91,8 @@ class InferenceRuntime:
         admit implies ``dynamic=True``. ``shape_cache_size`` bounds how many input
         signatures stay prepared. ``static_shapes`` forces (or forbids) one static compile
         per input shape; by default the backend decides per device.
+        ``mean``/``scale``: per-channel ``(x - mean) / scale`` compiled into the model (a
+        sequence for a one-input model, or ``{input: values}``); needs the input's layout.
         """
         self._check_open()
         path = Path(model_path)
@@ -110,6 +114,7 @@ class InferenceRuntime:
             dynamic=bool(dynamic),
             layouts=tuple(hints.items()),
             static_shapes=static_shapes,
+            normalization=_normalization(mean, scale),
         )
         model = self._open(path, resolved, options, hints, shape_cache_size)
         if warmups and not dynamic and not all(_admits(model, spec) for spec in warmups):
@@ -249,6 +254,44 @@ def _layout_text(layout: Any, what: str) -> str:
     checked = validate_layout(layout, len(str(layout).strip()), what)
     assert checked is not None
     return checked
+
+
+def _normalization(mean: Any, scale: Any) -> tuple[Normalization, ...]:
+    """Per-input ``(x - mean) / scale``; a bare sequence is for the model's only input."""
+    means, scales = _per_input(mean, "mean"), _per_input(scale, "scale")
+    entries = []
+    for name in sorted(set(means) | set(scales)):
+        mean_values = means.get(name) or (0.0,) * len(scales[name])
+        scale_values = scales.get(name) or (1.0,) * len(mean_values)
+        if len(mean_values) != len(scale_values):
+            raise InvalidInputError(
+                f"mean/scale of '{name}': expected as many scales as means, got "
+                f"{len(mean_values)} means and {len(scale_values)} scales"
+            )
+        if any(value == 0 for value in scale_values):
+            raise InvalidInputError(
+                f"scale of '{name}': expected non-zero values, got {scale_values}"
+            )
+        entries.append(Normalization(name, mean_values, scale_values))
+    return tuple(entries)
+
+
+def _per_input(values: Any, what: str) -> dict[str, tuple[float, ...]]:
+    if values is None:
+        return {}
+    items = values.items() if isinstance(values, Mapping) else [("*", values)]
+    result = {}
+    for name, sequence in items:
+        try:
+            floats = tuple(float(value) for value in sequence)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"{what}: expected a sequence of numbers (one per channel), got {sequence!r}"
+            ) from exc
+        if not floats:
+            raise InvalidInputError(f"{what}: expected at least one value, got none")
+        result[str(name)] = floats
+    return result
 
 
 def _warmup_spec(spec: Any) -> tuple[int, ...] | dict[str, tuple[int, ...]]:

@@ -38,6 +38,7 @@ __all__ = [
     "InputConversion",
     "LoadOptions",
     "LoadedModel",
+    "Normalization",
     "RequestStats",
 ]
 
@@ -87,6 +88,22 @@ class LoadOptions:
     layouts: tuple[tuple[str, str], ...] = ()
     #: Force one static compile per input shape (``None``: the backend decides per device).
     static_shapes: bool | None = None
+    #: Per-input ``(x - mean) / scale`` compiled into the model.
+    normalization: tuple[Normalization, ...] = ()
+
+    @property
+    def edits_model(self) -> bool:
+        """Whether the backend must change the graph it read before compiling it."""
+        return self.dynamic or bool(self.normalization)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """``(x - mean) / scale`` per channel for one input (``"*"``: the model's only input)."""
+
+    input: str
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailableError
-from ..preparation import axes_to_free, infer_layout
+from ..errors import BackendUnavailableError, InvalidInputError
+from ..preparation import axes_to_free, channel_axis, wanted_layout
 from ..tensor import TensorInfo
-from .base import InputConversion
+from .base import InputConversion, Normalization
 
-__all__ = ["free_dims", "load", "with_conversions"]
+__all__ = ["free_dims", "load", "normalize", "with_conversions"]
 
 
 def _onnx() -> Any:
@@ -70,7 +70,7 @@ def free_dims(model: Any, hints: Mapping[str, str]) -> None:
     for value in _real_inputs(model):
         shape = _dims(value)
         info = TensorInfo(value.name, shape, np.dtype(np.float32))
-        layout = hints.get(value.name) or hints.get("*") or infer_layout(info)
+        layout = wanted_layout(info, dict(hints))
         dims = value.type.tensor_type.shape.dim
         for axis in axes_to_free(len(shape), layout):
             dims[axis].Clear()
@@ -95,10 +95,7 @@ def with_conversions(model: Any, conversions: Sequence[InputConversion]) -> None
     for conversion in conversions:
         value = inputs[conversion.index]
         name, converted = value.name, f"{value.name}__atriva_converted"
-        for node in graph.node:
-            for position, node_input in enumerate(node.input):
-                if node_input == name:
-                    node.input[position] = converted
+        _rename_consumers(graph, name, converted)
         tensor_type = value.type.tensor_type
         current = name
         steps = []
@@ -126,3 +123,41 @@ def with_conversions(model: Any, conversions: Sequence[InputConversion]) -> None
             current = output
     for position, node in enumerate(prologue):
         graph.node.insert(position, node)
+
+
+def normalize(model: Any, normalization: Sequence[Normalization], hints: Mapping[str, str]) -> None:
+    """Prepend ``Sub(mean)`` and ``Div(scale)`` per channel to the named inputs, in place."""
+    onnx = _onnx()
+    graph = model.graph
+    inputs = _real_inputs(model)
+    prologue = []
+    for entry in normalization:
+        matches = inputs[:1] if entry.input == "*" else [v for v in inputs if v.name == entry.input]
+        if not matches:
+            raise InvalidInputError(f"mean/scale: the model has no input '{entry.input}'")
+        value = matches[0]
+        shape = _dims(value)
+        info = TensorInfo(value.name, shape, np.dtype(np.float32))
+        axis = channel_axis(wanted_layout(info, dict(hints)), f"mean/scale of '{value.name}'")
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+        broadcast = [1] * len(shape)
+        broadcast[axis] = -1
+        name = value.name
+        normalized = f"{name}__atriva_normalized"
+        _rename_consumers(graph, name, normalized)
+        mean_name, scale_name = f"{name}__atriva_mean", f"{name}__atriva_scale"
+        for constant, values in ((mean_name, entry.mean), (scale_name, entry.scale)):
+            array = np.asarray(values, dtype=dtype).reshape(broadcast)
+            graph.initializer.append(onnx.numpy_helper.from_array(array, constant))
+        centred = f"{name}__atriva_centred"
+        prologue.append(onnx.helper.make_node("Sub", [name, mean_name], [centred]))
+        prologue.append(onnx.helper.make_node("Div", [centred, scale_name], [normalized]))
+    for position, node in enumerate(prologue):
+        graph.node.insert(position, node)
+
+
+def _rename_consumers(graph: Any, name: str, new_name: str) -> None:
+    for node in graph.node:
+        for position, node_input in enumerate(node.input):
+            if node_input == name:
+                node.input[position] = new_name

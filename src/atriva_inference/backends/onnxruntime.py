@@ -163,10 +163,14 @@ class ONNXRuntimeBackend(Backend):
         providers = [_CUDA, _CPU] if device.startswith("GPU") else [_CPU]
         started = time.perf_counter()
         source: Path | bytes = path
-        if options.dynamic:
-            with _translate(ModelLoadError, f"cannot free the dims of '{path}'"):
+        if options.edits_model:
+            with _translate(ModelLoadError, f"cannot edit the graph of '{path}'"):
                 proto = onnx_graph.load(path)
-                onnx_graph.free_dims(proto, dict(options.layouts))
+                hints = dict(options.layouts)
+                if options.dynamic:
+                    onnx_graph.free_dims(proto, hints)
+                if options.normalization:
+                    onnx_graph.normalize(proto, options.normalization, hints)
                 source = proto.SerializeToString()
         session, from_cache = self._checked_session(source, path, providers, options, device)
         compile_ms = (time.perf_counter() - started) * 1e3

@@ -16,9 +16,10 @@ from ..dtypes import STRING, SUBBYTE_BITS, pack_subbyte, unpack_subbyte
 from ..errors import (
     DeviceUnavailableError,
     InferenceFailedError,
+    InvalidInputError,
     ModelLoadError,
 )
-from ..preparation import axes_to_free, infer_layout
+from ..preparation import axes_to_free, channel_axis, wanted_layout
 from ..profiling import LayerRecord
 from ..tensor import TensorInfo
 from .base import (
@@ -29,6 +30,7 @@ from .base import (
     InputConversion,
     LoadedModel,
     LoadOptions,
+    Normalization,
 )
 
 __all__ = ["OpenVINOBackend"]
@@ -145,7 +147,7 @@ class OpenVINOBackend(Backend):
         started = time.perf_counter()
         with _translate(ModelLoadError, f"cannot load '{path}'"):
             # Compiling from the path lets a cache hit skip reading the model at all.
-            plain = options.cache_dir is not None and not options.dynamic
+            plain = options.cache_dir is not None and not options.edits_model
             compiled = compiler.compile(str(path) if plain else compiler.model())
         compile_ms = (time.perf_counter() - started) * 1e3
         return OpenVINOModel(compiled, compiler, compile_ms)
@@ -202,8 +204,11 @@ class _Compiler:
         """A fresh ``ov.Model`` of the file (dims freed when ``dynamic=True``)."""
         if self._model is None:
             model = self.backend._read(self.path)
+            hints = dict(self.options.layouts)
             if self.options.dynamic:
-                _free_dims(model, dict(self.options.layouts))
+                _free_dims(model, hints)
+            if self.options.normalization:
+                model = _with_normalization(model, self.options.normalization, hints)
             self._model = model
         return self._model.clone()
 
@@ -218,7 +223,7 @@ def _free_dims(model: Any, hints: dict[str, str]) -> None:
         if partial.rank.is_dynamic:
             continue
         info = _describe_port(port, index, "input")
-        free = axes_to_free(len(partial), hints.get(info.name) or infer_layout(info))
+        free = axes_to_free(len(partial), wanted_layout(info, hints))
         shapes[port] = ov.PartialShape(
             [ov.Dimension() if axis in free else dim for axis, dim in enumerate(partial)]
         )
@@ -291,7 +296,7 @@ class OpenVINOModel(LoadedModel):
             source = self._source
             if source is None:
                 options = compiler.options
-                plain = options.cache_dir is not None and not options.dynamic
+                plain = options.cache_dir is not None and not options.edits_model
                 source = str(compiler.path) if plain else compiler.model()
             with _translate(InferenceFailedError, "cannot compile for throughput"):
                 self._throughput = compiler.compile(source, PERFORMANCE_HINT="THROUGHPUT")
@@ -303,6 +308,34 @@ class OpenVINOModel(LoadedModel):
 
     def close(self) -> None:
         self._compiled = self._throughput = None
+
+
+def _with_normalization(
+    model: Any, normalization: Sequence[Normalization], hints: dict[str, str]
+) -> Any:
+    """``(x - mean) / scale`` per channel, compiled into the graph with PrePostProcessor."""
+    preprocessor = ov.preprocess.PrePostProcessor(model)
+    for entry in normalization:
+        index = _input_index(model, entry.input)
+        info = _describe_port(model.input(index), index, "input")
+        layout = wanted_layout(info, hints)
+        channel_axis(layout, f"mean/scale of '{info.name}'")
+        port = preprocessor.input(index)
+        port.tensor().set_layout(ov.Layout(layout))
+        port.model().set_layout(ov.Layout(layout))
+        steps = port.preprocess()
+        steps.mean(list(entry.mean))
+        steps.scale(list(entry.scale))
+    return preprocessor.build()
+
+
+def _input_index(model: Any, name: str) -> int:
+    if name == "*":
+        return 0
+    for index, port in enumerate(model.inputs):
+        if name in port.get_names():
+            return index
+    raise InvalidInputError(f"mean/scale: the model has no input '{name}'")
 
 
 def _with_conversions(model: Any, conversions: Sequence[InputConversion]) -> Any:
