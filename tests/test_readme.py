@@ -18,7 +18,7 @@ def readme_commands() -> list[str]:
 def test_readme_opens_with_exactly_two_commands():
     commands = readme_commands()
     assert len(commands) == 2, commands
-    assert "examples.orientation" in commands[0]
+    assert "-m examples" in commands[0]
     assert "pytest" in commands[1]
 
 

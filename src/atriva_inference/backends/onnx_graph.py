@@ -80,6 +80,17 @@ def free_dims(model: Any, hints: Mapping[str, str]) -> None:
             dim.Clear()
             dim.dim_param = f"{value.name}_{axis}"
     del graph.value_info[:]  # stale static shapes of intermediates would contradict
+    _drop_unused_initializers(graph)
+
+
+def _drop_unused_initializers(graph: Any) -> None:
+    """Exporters leave some (BatchNorm's num_batches_tracked); ONNX Runtime warns per each."""
+    used = {name for node in graph.node for name in node.input}
+    used |= {value.name for value in graph.output}
+    kept = [initializer for initializer in graph.initializer if initializer.name in used]
+    if len(kept) != len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
 
 
 def with_conversions(model: Any, conversions: Sequence[InputConversion]) -> None:

