@@ -25,7 +25,7 @@ class Executable:
     """One compiled form of the model -- as loaded, or specialized for an input signature
     (conversion compiled into the graph) or a static shape -- with its pool of requests."""
 
-    __slots__ = ("compile_ms", "conversions", "idle", "loaded", "plans", "shapes")
+    __slots__ = ("conversions", "idle", "loaded", "plans", "shapes")
 
     def __init__(
         self,
@@ -37,7 +37,6 @@ class Executable:
         self.loaded = loaded
         self.conversions = conversions
         self.shapes = shapes
-        self.compile_ms = loaded.compile_ms
         converted = {conversion.index: conversion.layout for conversion in conversions}
         self.plans = [
             InputPlan(info, converted.get(index) or layouts[index])
