@@ -318,3 +318,17 @@ def test_python_dash_m() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"atriva-infer {__version__}"
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_dynamic_frees_declared_static_dims(
+    models: dict[str, Path], backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(models["onnx"])
+    assert main(["info", model, "--backend", backend, "--dynamic"]) == 0
+    assert f"  {INPUT}  dtype=float32  shape=[?,3,?,?]" in capsys.readouterr().out
+    args = ["bench", model, "--backend", backend, "--dynamic", "--shape", "2x3x12x20", "-n", "3"]
+    assert main(args) == 0
+    assert "iterations:  3" in capsys.readouterr().out
+    assert main(["bench", model, "--backend", backend, "--shape", "2x3x12x20", "-n", "3"]) == 2
+    assert "does not fit" in capsys.readouterr().err

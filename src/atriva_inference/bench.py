@@ -439,6 +439,7 @@ def compare(
     warmup: int = DEFAULT_WARMUP,
     requests: int = DEFAULT_REQUESTS,
     profiling: bool = False,
+    dynamic: bool = False,
     cache_dir: str | None = None,
     progress: Callable[[Config], ProgressFn | None] | None = None,
 ) -> list[CompareRow]:
@@ -463,7 +464,11 @@ def compare(
         with runtime:
             try:
                 model = runtime.load_model(
-                    model_path, device, precision=config.precision, profiling=profiling
+                    model_path,
+                    device,
+                    precision=config.precision,
+                    profiling=profiling,
+                    dynamic=dynamic,
                 )
             except InferenceRuntimeError as exc:
                 row.skipped = isinstance(exc, ModelLoadError)

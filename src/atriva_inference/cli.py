@@ -114,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="execution precision (default: the model's own)",
     )
     common.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="free dims the model declares static but does not need (N, H, W of image "
+        "inputs), e.g. for fully convolutional detectors exported at one size",
+    )
+    common.add_argument(
         "--cache-dir",
         metavar="DIR",
         help="cache compiled models in DIR; a later load of the same model reuses them",
@@ -280,7 +286,9 @@ def _choose_backend(requested: str | None, known: Sequence[BackendStatus] | None
 
 
 def _load(runtime: InferenceRuntime, args: argparse.Namespace) -> Model:
-    return runtime.load_model(args.model, args.device, precision=args.precision)
+    return runtime.load_model(
+        args.model, args.device, precision=args.precision, dynamic=args.dynamic
+    )
 
 
 def _shape_text(shape: Sequence[int | None] | None) -> str:
@@ -639,7 +647,11 @@ def _bench_one(
 ) -> int:
     with InferenceRuntime(backend, cache_dir=args.cache_dir) as runtime:
         model = runtime.load_model(
-            args.model, args.device, precision=precision, profiling=args.profile
+            args.model,
+            args.device,
+            precision=precision,
+            profiling=args.profile,
+            dynamic=args.dynamic,
         )
         inputs = make_inputs(model.inputs)
         print(f"model:       {model.path}")
@@ -702,6 +714,7 @@ def _bench_compare(
             device=args.device,
             mode=args.mode,
             profiling=args.profile,
+            dynamic=args.dynamic,
             cache_dir=args.cache_dir,
             progress=lambda config: bar.task(config.label),
             **options,
