@@ -1,0 +1,1 @@
+"""The performance contract (SPEC §8): ``python -m benchmarks``."""
