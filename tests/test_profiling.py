@@ -106,3 +106,16 @@ def test_transfer_time_sums_transfer_layers():
     assert np.isclose(
         Profile("b", "CPU", "FP32", wall_time_ms=3, device_time_ms=2).host_overhead_ms, 1
     )
+
+
+def test_in_graph_conversion_is_tagged_as_transfer(runtime, backend, conv_net, rng):
+    model = runtime.load_model(conv_net.path_for(backend), profiling=True)
+    frame = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    for _ in range(3):
+        model.run(runtime.tensor_from_numpy(frame, layout="HWC"))
+    profile = model.get_profiling()
+    added = [layer for layer in profile.layers if layer.preprocessing]
+    assert added, [(layer.name, layer.type) for layer in profile.layers]
+    assert all(layer.count == 3 and layer.transfer for layer in added)
+    assert profile.transfer_ms >= sum(layer.time_ms for layer in added) > 0
+    assert any(layer["preprocessing"] for layer in profile.to_dict()["layers"])

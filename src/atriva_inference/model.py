@@ -196,11 +196,13 @@ class Model:
         for index, request in enumerate(requests):
             totals.add(request, index)
         loaded = self._loaded
-        for layer in loaded.collect_layers():
-            totals.add_layer(layer)
         with self._prepare_lock:
             shapes = [replace(record) for record in self._shape_records.values()]
             variants = [e for e in self._conversions.values() if e is not None]
+            executables = self._executables()
+        for executable in executables:
+            for layer in executable.loaded.collect_layers():
+                totals.add_layer(layer)
         compile_ms = loaded.compile_ms + sum(e.loaded.compile_ms for e in variants)
         compile_ms += self._evicted_compile_ms
         compile_ms += sum(record.compile_ms for record in shapes if record.specialized)
@@ -226,7 +228,10 @@ class Model:
             self._retired = _Totals()
         for request in requests:
             request.stats = RequestStats()
-        self._loaded.reset_layers()
+        with self._prepare_lock:
+            executables = self._executables()
+        for executable in executables:
+            executable.loaded.reset_layers()
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
@@ -257,6 +262,14 @@ class Model:
     def _check_open(self) -> None:
         if self._closed:
             raise ModelClosedError(f"model {self._path!r} is closed; load it again to use it")
+
+    def _executables(self) -> list[Executable]:
+        """Every executable alive: the base, conversion variants, static-shape ones."""
+        found = {id(self._base): self._base}
+        for executable in [*self._conversions.values(), *self._shape_cache.values()]:
+            if executable is not None:
+                found[id(executable)] = executable
+        return list(found.values())
 
     def _route(self, inputs: Inputs) -> tuple[Executable, list[np.ndarray], ShapeRecord | None]:
         """Pick the executable for these inputs (preparing it on first use) and the arrays

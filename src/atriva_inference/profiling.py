@@ -33,11 +33,13 @@ class LayerRecord:
     time_ms: float = 0.0
     count: int = 0
     executed: bool = True
+    #: Added by the runtime to convert frames in the graph (layout, dtype, mean/scale).
+    preprocessing: bool = False
 
     @property
     def transfer(self) -> bool:
-        """True for layers that only move or convert data."""
-        return self.type in TRANSFER_LAYER_TYPES
+        """True for layers that only move or convert data, the runtime's own included."""
+        return self.preprocessing or self.type in TRANSFER_LAYER_TYPES
 
 
 @dataclass

@@ -56,6 +56,10 @@ class ShapeCache(Generic[Value]):
             for old_key, old_value in evicted:
                 self._on_evict(old_key, old_value)
 
+    def values(self) -> list[Value]:
+        with self._lock:
+            return list(self._entries.values())
+
     def info(self) -> ShapeCacheInfo:
         with self._lock:
             return ShapeCacheInfo(self.hits, self.misses, self._maxsize, len(self._entries))

@@ -130,7 +130,11 @@ def with_conversions(model: Any, conversions: Sequence[InputConversion]) -> None
             tensor_type.elem_type = data_type
         for position, (op_type, attributes) in enumerate(steps):
             output = converted if position == len(steps) - 1 else f"{name}__atriva_{op_type}"
-            prologue.append(onnx.helper.make_node(op_type, [current], [output], **attributes))
+            prologue.append(
+                onnx.helper.make_node(
+                    op_type, [current], [output], name=f"{name}__atriva_{op_type}", **attributes
+                )
+            )
             current = output
     for position, node in enumerate(prologue):
         graph.node.insert(position, node)
@@ -161,8 +165,14 @@ def normalize(model: Any, normalization: Sequence[Normalization], hints: Mapping
             array = np.asarray(values, dtype=dtype).reshape(broadcast)
             graph.initializer.append(onnx.numpy_helper.from_array(array, constant))
         centred = f"{name}__atriva_centred"
-        prologue.append(onnx.helper.make_node("Sub", [name, mean_name], [centred]))
-        prologue.append(onnx.helper.make_node("Div", [centred, scale_name], [normalized]))
+        prologue.append(
+            onnx.helper.make_node("Sub", [name, mean_name], [centred], name=f"{name}__atriva_Sub")
+        )
+        prologue.append(
+            onnx.helper.make_node(
+                "Div", [centred, scale_name], [normalized], name=f"{name}__atriva_Div"
+            )
+        )
     for position, node in enumerate(prologue):
         graph.node.insert(position, node)
 

@@ -243,7 +243,7 @@ class ONNXRuntimeBackend(Backend):
             proto = onnx_graph.load(path) if isinstance(source, Path) else _parse(source)
             onnx_graph.with_conversions(proto, conversions)
             edited = proto.SerializeToString()
-        variant_options = replace(options, cache_dir=None, profiling=False)
+        variant_options = replace(options, cache_dir=None)
         session, _ = self._checked_session(edited, path, providers, variant_options, device)
         compile_ms = (time.perf_counter() - started) * 1e3
         return self._model(
@@ -414,6 +414,7 @@ def _parse_profile(path: str, device: str, after_us: float) -> list[LayerRecord]
                 type=args.get("op_name", ""),
                 implementation=args.get("provider", "").replace("ExecutionProvider", ""),
                 device=device,
+                preprocessing="__atriva_" in node,  # the prologue onnx_graph adds
             )
         record.time_ms += event.get("dur", 0) / 1e3
         record.count += 1

@@ -259,6 +259,8 @@ class OpenVINOModel(LoadedModel):
             wants_static = not self.device.startswith("CPU")
         self.static_shapes = dynamic and wants_static
         self._source: Any = None  # what create_throughput_requests compiles; None = the file
+        #: Names of the nodes the runtime added (in-graph conversion), for profiling tags.
+        self.preprocessing_nodes: tuple[str, ...] = ()
 
     def specialize(
         self,
@@ -271,8 +273,10 @@ class OpenVINOModel(LoadedModel):
         started = time.perf_counter()
         with _translate(InferenceFailedError, "cannot prepare the model for these inputs"):
             model = compiler.model()
+            original = {op.get_friendly_name() for op in model.get_ordered_ops()}
             if conversions:
                 model = _with_conversions(model, conversions)
+            added = {op.get_friendly_name() for op in model.get_ordered_ops()} - original
             if shapes is not None:
                 model.reshape(
                     {model.input(i): ov.PartialShape(list(s)) for i, s in enumerate(shapes)}
@@ -281,6 +285,7 @@ class OpenVINOModel(LoadedModel):
         variant = OpenVINOModel(compiled, compiler, (time.perf_counter() - started) * 1e3)
         variant._source = model
         variant.static_shapes = False
+        variant.preprocessing_nodes = tuple(sorted(added))
         return variant
 
     def create_request(self) -> BackendRequest:
@@ -430,7 +435,9 @@ class OpenVINORequest(BackendRequest):
         stats = self.stats
         stats.device_ns += int(self._request.latency * 1e6)
         if self._model.profiling:
-            _accumulate_layers(stats.layers, self._request.profiling_info, self._model.device)
+            model = self._model
+            infos = self._request.profiling_info
+            _accumulate_layers(stats.layers, infos, model.device, model.preprocessing_nodes)
 
     # -- the backend interface ------------------------------------------------------------
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -490,7 +497,12 @@ def _tensor_maker(dtype: np.dtype, element_type: Any) -> Callable[[np.ndarray], 
     return shared
 
 
-def _accumulate_layers(layers: dict[tuple[str, str], LayerRecord], infos: Any, device: str) -> None:
+def _accumulate_layers(
+    layers: dict[tuple[str, str], LayerRecord],
+    infos: Any,
+    device: str,
+    preprocessing: tuple[str, ...],
+) -> None:
     for info in infos:
         key = (info.node_name, info.node_type)
         record = layers.get(key)
@@ -501,6 +513,8 @@ def _accumulate_layers(layers: dict[tuple[str, str], LayerRecord], infos: Any, d
                 implementation=info.exec_type,
                 device=device,
                 executed=str(info.status).endswith("EXECUTED") and "NOT" not in str(info.status),
+                # Compiled layers keep the name of the node they came from as a prefix.
+                preprocessing=info.node_name.startswith(preprocessing) if preprocessing else False,
             )
         record.time_ms += info.real_time.total_seconds() * 1e3
         record.count += 1
