@@ -125,3 +125,51 @@ def test_zero_d_and_empty_tensors(runtime, backend, zoo_dir):
     model = runtime.load_model(path, device="CPU")
     out = model.run(np.zeros((0, 3), np.float32))["y"].to_numpy()
     assert out.shape == (0, 3) and out.dtype == np.float32
+
+
+# The newest ONNX types: (type, ml_dtypes name, opset, IR version, values, {backend: what the
+# raw backend supports}), measured with openvino 2026.4 and onnxruntime 1.32. Where a backend
+# lacks the type or the kernel, loading is a clear ModelLoadError, never a wrong answer.
+NEWEST = [
+    ("INT2", "int2", 25, 12, [[1, 0, -1], [-2, 1, 0]], {"onnxruntime": {"cast"}}),
+    ("UINT2", "uint2", 25, 12, [[1, 0, 3], [2, 1, 0]], {"onnxruntime": {"cast"}}),
+    (
+        "FLOAT8E8M0",
+        "float8_e8m0fnu",
+        24,
+        11,
+        [[1, 2, 0.5], [4, 1, 2]],
+        {"openvino": {"identity", "cast"}, "onnxruntime": {"cast"}},
+    ),
+    (
+        "FLOAT4E2M1",
+        "float4_e2m1fn",
+        23,
+        11,
+        [[1, 2, 0.5], [4, 1, -2]],
+        {"openvino": {"identity", "cast"}},
+    ),
+]
+
+
+@pytest.mark.parametrize("graph", ["identity", "cast"])
+@pytest.mark.parametrize(
+    ("onnx_type", "dtype_name", "opset", "ir_version", "values", "supported"),
+    NEWEST,
+    ids=[entry[0] for entry in NEWEST],
+)
+def test_newest_types_round_trip_or_refuse_clearly(
+    runtime, backend, zoo_dir, graph, onnx_type, dtype_name, opset, ir_version, values, supported
+):
+    elem_type = getattr(TensorProto, onnx_type)
+    build = zoo.build_identity if graph == "identity" else zoo.build_cast_roundtrip
+    path = build(zoo_dir, elem_type, opset=opset, ir_version=ir_version)
+    if graph not in supported.get(backend, set()):
+        with pytest.raises(ModelLoadError):
+            runtime.load_model(path, device="CPU")
+        return
+    dtype = np.dtype(getattr(ml_dtypes, dtype_name))
+    data = np.array(values, np.float32).astype(dtype)
+    out = runtime.load_model(path, device="CPU").run(data)["y"].to_numpy()
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out.astype(np.float32), data.astype(np.float32))

@@ -208,7 +208,9 @@ def build_identity(
     return path
 
 
-def build_cast_roundtrip(directory: Path, elem_type: int) -> Path:
+def build_cast_roundtrip(
+    directory: Path, elem_type: int, *, opset: int = 21, ir_version: int = 10
+) -> Path:
     """x -> Cast(float) -> Cast(back) -> y: ONNX Runtime has no Identity kernel for int4/uint4."""
     name = TensorProto.DataType.Name(elem_type).lower()
     model = make_model(
@@ -218,8 +220,8 @@ def build_cast_roundtrip(directory: Path, elem_type: int) -> Path:
         ],
         [helper.make_tensor_value_info("x", elem_type, [2, 3])],
         [helper.make_tensor_value_info("y", elem_type, [2, 3])],
-        opset=21,
-        ir_version=10,
+        opset=opset,
+        ir_version=ir_version,
     )
     path = directory / f"cast_{name}.onnx"
     onnx.save(model, str(path))
