@@ -1,5 +1,6 @@
-"""``python -m benchmarks`` (see :mod:`benchmarks.runtime`)."""
+"""``python -m benchmarks``: every section, or those ``--sections`` names (see
+:mod:`benchmarks.runtime` and :mod:`benchmarks.frames`)."""
 
-from .runtime import main
+from .frames import main
 
 raise SystemExit(main())

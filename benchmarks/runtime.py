@@ -42,6 +42,7 @@ from .models import BuiltModel, build_resnet, build_small, build_tiny
 __all__ = ["BACKENDS", "Settings", "main", "run_benchmarks"]
 
 BACKENDS = ("openvino", "onnxruntime")
+SECTIONS = ("runtime", "frames")  # what --sections picks (frames: benchmarks.frames)
 DEFAULT_JSON = Path("results") / "benchmark.json"
 SCHEMA = "atriva-inference-benchmark/1"
 
@@ -1015,7 +1016,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m benchmarks",
         description="Measure the runtime against the raw backends (SPEC §8) and write JSON.",
     )
-    parser.add_argument("--quick", action="store_true", help="a fast smoke run (~30 s)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a fast smoke run (~30 s; frames ~15 s more)"
+    )
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help="comma-separated sections: runtime (latency, overhead, throughput, memory, "
+        "copies), frames (camera frames, new shapes; benchmarks.frames) (default: %(default)s)",
+    )
     parser.add_argument(
         "--json", type=Path, default=DEFAULT_JSON, help=f"where to write (default {DEFAULT_JSON})"
     )
@@ -1028,12 +1037,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--model",
         choices=("resnet50", "small"),
         default="resnet50",
-        help="the model of the latency/throughput sections; 'small' is a shrunk ResNet",
+        help="the model of the latency/throughput sections; 'small' is a shrunk ResNet "
+        "(and makes the frames section a smoke run on small frames)",
     )
     parser.add_argument(
-        "--seconds", type=float, help="seconds per variant per model section (6; quick 0.6)"
+        "--seconds",
+        type=float,
+        help="seconds per variant per model section (6; quick 0.6; frames: per frame size, "
+        "2; quick 0.25)",
     )
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (12; quick 3)")
+    parser.add_argument(
+        "--rounds", type=int, help="interleaved rounds (12; quick 3; frames: 8; quick 3)"
+    )
     parser.add_argument("--calls", type=int, help="tiny-model calls per round (20000; quick 2000)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any target is missed")
     args = parser.parse_args(argv)
@@ -1042,6 +1057,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown or not backends:
         parser.error(f"--backends: expected some of {', '.join(BACKENDS)}, got {args.backends!r}")
     args.backends = backends
+    sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    if not sections or any(name not in SECTIONS for name in sections):
+        parser.error(f"--sections: expected some of {', '.join(SECTIONS)}, got {args.sections!r}")
+    args.sections = sections
     for option in ("seconds", "rounds", "calls"):
         value = getattr(args, option)
         if value is not None and value <= 0:
