@@ -30,6 +30,7 @@ dynamic = _zoo_fixture(zoo.build_dynamic)
 int_bool = _zoo_fixture(zoo.build_int_bool)
 strings = _zoo_fixture(zoo.build_strings)
 slow = _zoo_fixture(zoo.build_slow)
+mismatch = _zoo_fixture(zoo.build_mismatch)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -192,3 +192,49 @@ def test_many_threads_each_with_a_stream(runtime, backend, conv_net):
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+BROKEN = {"a": np.ones(3, np.float32), "b": np.ones(4, np.float32)}  # fails in the backend
+GOOD = {"a": np.ones(3, np.float32), "b": np.ones(3, np.float32)}
+
+
+def test_a_failure_inside_the_backend_surfaces_everywhere(runtime, backend, mismatch):
+    from atriva_inference import InferenceFailedError
+
+    model = load(runtime, mismatch, backend)
+    with pytest.raises(InferenceFailedError) as caught:
+        model.run(BROKEN)
+    assert caught.value.__cause__ is not None
+    np.testing.assert_array_equal(model.run(GOOD)["y"].to_numpy(), [2, 2, 2])
+
+    request = model.create_async_request()
+    request.start(BROKEN)
+    with pytest.raises(InferenceFailedError):  # at wait, never a hang
+        request.wait(timeout=10)
+    request.start(GOOD)  # reusable after the error
+    np.testing.assert_array_equal(request.wait(timeout=10)["y"].to_numpy(), [2, 2, 2])
+
+    with model.create_async_queue(depth=1) as queue:
+        with pytest.raises(InferenceFailedError):
+            queue.submit(BROKEN).wait(timeout=10)
+        assert "y" in queue.submit(GOOD).wait(timeout=10)  # the slot came back
+        queue.submit(BROKEN)  # nobody waits on this one: the next submit must not hang
+        assert "y" in queue.submit(GOOD).wait(timeout=10)
+        with pytest.raises(InferenceFailedError):
+            list(queue.map([GOOD, BROKEN, GOOD]))
+    stream = model.create_stream()
+    with pytest.raises(InferenceFailedError):
+        stream.run(BROKEN)
+    np.testing.assert_array_equal(stream.run(GOOD)["y"].to_numpy(), [2, 2, 2])
+
+
+def test_a_failed_start_leaves_no_stale_result(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    request = model.create_async_request()
+    request.start(conv_net.make_inputs(rng))
+    request.wait(timeout=30)
+    with pytest.raises(InvalidInputError):
+        request.start({"input": np.zeros(2, np.float32)})
+    assert not request.done
+    with pytest.raises(Exception, match="never started"):
+        request.wait(timeout=1)

@@ -277,3 +277,24 @@ def build_slow(directory: Path) -> ZooModel:
         lambda rng: {"x": rng.standard_normal((512, 512)).astype(np.float32)},
         reference,
     )
+
+
+def build_mismatch(directory: Path) -> ZooModel:
+    """a float32[n], b float32[m] -> y = a + b: valid inputs, but n != m fails *inside* the
+    backend (after our checks), the way a real model fails at run time."""
+    model = make_model(
+        [helper.make_node("Add", ["a", "b"], ["y"])],
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n"]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, ["m"]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["k"])],
+    )
+    onnx_path, ir_path = save(model, directory, "mismatch")
+    return ZooModel(
+        "mismatch",
+        onnx_path,
+        ir_path,
+        lambda rng: {"a": np.ones(3, np.float32), "b": np.ones(3, np.float32)},
+        lambda f: {"y": f["a"] + f["b"]},
+    )

@@ -33,6 +33,26 @@ Inputs = Mapping[str, Any] | Tensor | np.ndarray
 Callback = Callable[[Outputs], Any]
 
 
+#: How often (s) a waiter asks the backend about failures it did not call back for.
+REAP_INTERVAL = 0.05
+
+
+def _wait(event: threading.Event, request: BackendRequest | None, timeout: float | None) -> bool:
+    """Wait for ``event`` up to ``timeout``; meanwhile let the backend report a failure it
+    dropped (which sets ``event`` through the pending ``on_done``)."""
+    if event.is_set():
+        return True
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return event.is_set()
+        if event.wait(REAP_INTERVAL if remaining is None else min(REAP_INTERVAL, remaining)):
+            return True
+        if request is not None:
+            request.reap()
+
+
 def _finish(
     model: Model,
     request: BackendRequest,
@@ -110,9 +130,11 @@ class AsyncRequest:
             self._finished.clear()
             self._started = True
             request.start(arrays, self._on_done)
-        except BaseException:
+        except BaseException:  # nothing started: no stale result may be waited for
             self._busy = False
+            self._started = False
             self._inputs = []
+            self._outputs = self._error = None
             raise
 
     def _on_done(self, outputs: list[np.ndarray] | None, error: BaseException | None) -> None:
@@ -141,7 +163,7 @@ class AsyncRequest:
         """
         if not self._started:
             raise InferenceRuntimeError("wait() called on a request that was never started")
-        if not self._finished.wait(timeout):
+        if not _wait(self._finished, self._request, timeout):
             raise InferenceTimeoutError(
                 f"inference did not complete within {timeout} s; the request is still running"
             )
@@ -157,12 +179,13 @@ class AsyncRequest:
 class AsyncResult:
     """The future of one frame submitted to an :class:`AsyncQueue`."""
 
-    __slots__ = ("_error", "_finished", "_outputs")
+    __slots__ = ("_error", "_finished", "_outputs", "_request")
 
     def __init__(self) -> None:
         self._finished = threading.Event()
         self._outputs: Outputs | None = None
         self._error: BaseException | None = None
+        self._request: BackendRequest | None = None
 
     @property
     def done(self) -> bool:
@@ -170,7 +193,7 @@ class AsyncResult:
 
     def wait(self, timeout: float | None = None) -> Outputs:
         """The frame's outputs; raises its inference or callback error, or on timeout."""
-        if not self._finished.wait(timeout):
+        if not _wait(self._finished, self._request, timeout):
             raise InferenceTimeoutError(f"inference did not complete within {timeout} s")
         if self._error is not None:
             raise self._error
@@ -191,8 +214,10 @@ class AsyncQueue:
         # Free requests per executable: frames of another signature get requests of their own.
         self._free: dict[Executable, list[BackendRequest]] = {base: list(requests)}
         self._depth = len(requests)
-        self._available = threading.Condition()
+        # Re-entrant: reaping a dropped failure releases its request from inside a wait.
+        self._available = threading.Condition(threading.RLock())
         self._in_flight = 0
+        self._busy: set[BackendRequest] = set()
 
     @property
     def depth(self) -> int:
@@ -209,7 +234,7 @@ class AsyncQueue:
         executable, arrays, _first = model._route(inputs)
         with self._available:
             while self._in_flight >= self._depth:
-                self._available.wait()
+                self._wait_for_a_slot(REAP_INTERVAL)
             free = self._free.setdefault(executable, [])
             request = free.pop() if free else None
             self._in_flight += 1
@@ -220,8 +245,9 @@ class AsyncQueue:
             with self._available:
                 if request is not None:
                     free.append(request)
+                    self._busy.discard(request)
                 self._in_flight -= 1
-                self._available.notify()
+                self._available.notify_all()
 
         def on_done(outputs: list[np.ndarray] | None, error: BaseException | None) -> None:
             assert request is not None
@@ -235,11 +261,20 @@ class AsyncQueue:
         try:
             if request is None:
                 request = model._throughput_requests(executable, 1)[0]
+            result._request = request
+            with self._available:
+                self._busy.add(request)
             request.start(arrays, on_done)
         except BaseException:
             release(request)
             raise
         return result
+
+    def _wait_for_a_slot(self, timeout: float) -> None:
+        """Called holding the condition: wait a while, then reap dropped failures."""
+        if not self._available.wait(timeout):
+            for request in list(self._busy):
+                request.reap()
 
     def map(self, frames: Iterable[Inputs]) -> Iterator[Outputs]:
         """Run every item of ``frames``; yield their outputs in submission order."""
@@ -263,7 +298,9 @@ class AsyncQueue:
                     raise InferenceTimeoutError(
                         f"{self._in_flight} inference(s) still in flight after {timeout} s"
                     )
-                self._available.wait(remaining)
+                self._wait_for_a_slot(
+                    REAP_INTERVAL if remaining is None else min(REAP_INTERVAL, remaining)
+                )
 
     def __enter__(self) -> AsyncQueue:
         return self

@@ -171,6 +171,12 @@ class BackendRequest(ABC):
         else:
             on_done(outputs, None)
 
+    def reap(self) -> bool:
+        """Report a failure the backend did not call back for (OpenVINO drops the callback
+        of a failed asynchronous inference). Waiters call this while they wait; True when
+        it reported one, through the pending ``on_done``."""
+        return False
+
     def close(self) -> None:
         """Release what the request holds; it is not used afterwards."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -407,6 +408,7 @@ class OpenVINORequest(BackendRequest):
         self._views: list[np.ndarray] | None = None
         self._fixups = [(i, fix) for i, fix in enumerate(model.output_fixups) if fix is not None]
         self._on_done: DoneCallback | None = None
+        self._done_lock = threading.Lock()  # the callback and reap() race to report
         self._request.set_callback(self._completed, None)
 
     def _bind(self, inputs: Sequence[np.ndarray]) -> None:
@@ -458,13 +460,23 @@ class OpenVINORequest(BackendRequest):
 
     def start(self, inputs: Sequence[np.ndarray], on_done: DoneCallback) -> None:
         self._on_done = on_done
-        with _translate(InferenceFailedError, "OpenVINO could not start inference"):
-            self._bind(inputs)
-            self._request.start_async()
+        try:
+            with _translate(InferenceFailedError, "OpenVINO could not start inference"):
+                self._bind(inputs)
+                self._request.start_async()
+        except BaseException:
+            self._on_done = None
+            raise
+
+    def _take_on_done(self) -> DoneCallback | None:
+        with self._done_lock:
+            on_done, self._on_done = self._on_done, None
+        return on_done
 
     def _completed(self, _userdata: Any) -> None:
-        on_done, self._on_done = self._on_done, None
-        assert on_done is not None
+        on_done = self._take_on_done()
+        if on_done is None:
+            return  # reap() reported it already
         try:
             with _translate(InferenceFailedError, "OpenVINO inference failed"):
                 outputs = self._collect(copy=True)
@@ -473,6 +485,20 @@ class OpenVINORequest(BackendRequest):
             on_done(None, exc)
         else:
             on_done(outputs, None)
+
+    def reap(self) -> bool:
+        if self._on_done is None:
+            return False
+        try:
+            self._request.wait_for(0)  # raises the failure OpenVINO did not call back for
+        except Exception as exc:
+            on_done = self._take_on_done()
+            if on_done is not None:
+                error = InferenceFailedError(f"OpenVINO inference failed: {_first_line(exc)}")
+                error.__cause__ = exc
+                on_done(None, error)
+                return True
+        return False
 
     def close(self) -> None:
         self._bound = [None] * len(self._bound)
