@@ -173,3 +173,15 @@ def test_newest_types_round_trip_or_refuse_clearly(
     out = runtime.load_model(path, device="CPU").run(data)["y"].to_numpy()
     assert out.dtype == dtype
     np.testing.assert_array_equal(out.astype(np.float32), data.astype(np.float32))
+
+
+@pytest.mark.parametrize("path", ["run", "stream"])
+def test_a_refilled_sub_byte_array_is_read_again(runtime, backend, zoo_dir, path):
+    """Packed int4 data is a copy: reusing the same array object must not reuse old bits."""
+    model = runtime.load_model(zoo.build_cast_roundtrip(zoo_dir, TensorProto.INT4), device="CPU")
+    call = model.create_stream().run if path == "stream" else model.run
+    data = np.ones((2, 3), ml_dtypes.int4)
+    first = call(data)["y"].to_numpy().astype(np.int8).copy()
+    data[...] = 3
+    second = call(data)["y"].to_numpy().astype(np.int8)
+    assert (first == 1).all() and (second == 3).all()

@@ -227,3 +227,20 @@ def test_mean_needs_a_layout(runtime, backend, ambiguous):
     model = load(runtime, ambiguous, backend, mean=[1.0] * 5, layout="NCHW")
     x = np.full((1, 5, 6, 7), 3.0, np.float32)
     np.testing.assert_array_equal(model.run(x)["y"].to_numpy(), np.full((1, 5, 6, 7), 2.0))
+
+
+def test_one_frame_buffer_is_bound_once(runtime, backend, conv_net, rng):
+    """A camera decoding into one HWC buffer: the stream binds it once and sees every frame."""
+    model = load(runtime, conv_net, backend)
+    stream = model.create_stream()
+    buffer = np.empty((16, 16, 3), np.uint8)
+    bound = set()
+    for _ in range(3):
+        buffer[...] = uint8_frame(rng)
+        out = stream.run(runtime.tensor_from_numpy(buffer, layout="HWC"))["output"].to_numpy()
+        np.testing.assert_allclose(
+            out, model.run(as_model_input(buffer))["output"].to_numpy(), atol=ATOL
+        )
+        (request,) = stream._requests.values()
+        bound.add(id(request._bound[0]))
+    assert len(bound) == 1

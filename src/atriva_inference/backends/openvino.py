@@ -399,6 +399,12 @@ class OpenVINORequest(BackendRequest):
         self._make_tensors = [
             _tensor_maker(info.dtype, model.input_types[i]) for i, info in enumerate(model.inputs)
         ]
+        # Only a tensor over the array's own memory sees later writes into it; packed
+        # sub-byte data and strings are copies, so they are bound again every run.
+        self._shares = [
+            info.dtype.kind not in "USO" and info.dtype.name not in SUBBYTE_BITS
+            for info in model.inputs
+        ]
         self._bound: list[np.ndarray | None] = [None] * len(model.inputs)
         self._output_count = len(model.outputs)
         # Static outputs live in buffers the request allocates once: keep numpy views of them.
@@ -412,12 +418,13 @@ class OpenVINORequest(BackendRequest):
         self._request.set_callback(self._completed, None)
 
     def _bind(self, inputs: Sequence[np.ndarray]) -> None:
-        bound = self._bound
+        bound, shares = self._bound, self._shares
         for index, array in enumerate(inputs):
-            # The same (writeable, hence shared) array object again needs no new binding.
-            if array is not bound[index] or not array.flags.writeable:
-                self._request.set_input_tensor(index, self._make_tensors[index](array))
-                bound[index] = array
+            # The same array object again, bound over its own memory, needs no new binding.
+            if array is bound[index] and shares[index] and array.flags.writeable:
+                continue
+            self._request.set_input_tensor(index, self._make_tensors[index](array))
+            bound[index] = array
 
     def _collect(self, copy: bool) -> list[np.ndarray]:
         views = self._views
