@@ -31,6 +31,7 @@ int_bool = _zoo_fixture(zoo.build_int_bool)
 strings = _zoo_fixture(zoo.build_strings)
 slow = _zoo_fixture(zoo.build_slow)
 mismatch = _zoo_fixture(zoo.build_mismatch)
+if_branch = _zoo_fixture(zoo.build_if_branch)
 
 
 @pytest.fixture(params=BACKENDS)

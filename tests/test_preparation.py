@@ -244,3 +244,42 @@ def test_one_frame_buffer_is_bound_once(runtime, backend, conv_net, rng):
         (request,) = stream._requests.values()
         bound.add(id(request._bound[0]))
     assert len(bound) == 1
+
+
+def test_graph_edits_reach_subgraphs_and_keep_output_names(runtime, backend, if_branch, rng):
+    model = load(runtime, if_branch, backend, dynamic=True)
+    assert [info.name for info in model.outputs] == ["output"]  # not the merged 'branch'
+    frame = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    out = model.run(runtime.tensor_from_numpy(frame, layout="HWC"))["output"].to_numpy()
+    np.testing.assert_array_equal(out, as_model_input(frame) * 2)
+    x = rng.random((2, 3, 5, 6), dtype=np.float32)  # dims freed by dynamic=True
+    np.testing.assert_array_equal(model.run(x)["output"].to_numpy(), x * 2)
+    normalized = load(runtime, if_branch, backend, mean=[1, 1, 1])
+    x = rng.random((1, 3, 4, 4), dtype=np.float32)
+    np.testing.assert_allclose(normalized.run(x)["output"].to_numpy(), (x - 1) * 2, rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def passthrough(tmp_path_factory):
+    """x float32[1,3,2,2] is also the graph's output: no graph can convert it in place."""
+    model = zoo.make_model(
+        [helper.make_node("Relu", ["x"], ["r"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 2, 2])],
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 2, 2]),
+            helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 3, 2, 2]),
+        ],
+    )
+    onnx_path, _ = zoo.save(model, tmp_path_factory.mktemp("passthrough"), "passthrough", ir=False)
+    return onnx_path
+
+
+def test_an_input_that_is_also_an_output_is_converted_in_numpy(passthrough, rng):
+    from atriva_inference import InferenceRuntime
+
+    with InferenceRuntime("onnxruntime") as runtime:
+        model = runtime.load_model(passthrough)
+        frame = rng.integers(0, 256, (2, 2, 3), dtype=np.uint8)
+        out = model.run(runtime.tensor_from_numpy(frame, layout="HWC"))
+        np.testing.assert_array_equal(out["x"].to_numpy(), as_model_input(frame))
+        assert out["x"].dtype == np.float32

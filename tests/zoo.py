@@ -298,3 +298,42 @@ def build_mismatch(directory: Path) -> ZooModel:
         lambda rng: {"a": np.ones(3, np.float32), "b": np.ones(3, np.float32)},
         lambda f: {"y": f["a"] + f["b"]},
     )
+
+
+def build_if_branch(directory: Path) -> ZooModel:
+    """input float32[1,3,4,4] -> If(c) then input * w (w read from the outer graph inside the
+    branch) else input: graph edits must see subgraphs. Ends in an Identity, as PyTorch
+    exports often do, so the output tensor carries two names in OpenVINO."""
+    w = numpy_helper.from_array(np.full((1, 3, 1, 1), 2, np.float32), "w")
+    c = numpy_helper.from_array(np.array(True), "c")
+    then_graph = helper.make_graph(
+        [helper.make_node("Mul", ["input", "w"], ["t"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)],
+    )
+    else_graph = helper.make_graph(
+        [helper.make_node("Identity", ["input"], ["e"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)],
+    )
+    model = make_model(
+        [
+            helper.make_node(
+                "If", ["c"], ["branch"], then_branch=then_graph, else_branch=else_graph
+            ),
+            helper.make_node("Identity", ["branch"], ["output"]),
+        ],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [w, c],
+    )
+    onnx_path, ir_path = save(model, directory, "if_branch")
+    return ZooModel(
+        "if_branch",
+        onnx_path,
+        ir_path,
+        lambda rng: {"input": rng.random((1, 3, 4, 4), dtype=np.float32)},
+        lambda f: {"output": f["input"] * 2},
+    )

@@ -6,7 +6,7 @@ asked for.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +83,21 @@ def free_dims(model: Any, hints: Mapping[str, str]) -> None:
     _drop_unused_initializers(graph)
 
 
+def _nodes(graph: Any) -> Iterator[Any]:
+    """Every node of ``graph`` and of the subgraphs of its If/Loop/Scan nodes, which may
+    read the outer graph's tensors by name."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            if attribute.HasField("g"):
+                yield from _nodes(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _nodes(subgraph)
+
+
 def _drop_unused_initializers(graph: Any) -> None:
     """Exporters leave some (BatchNorm's num_batches_tracked); ONNX Runtime warns per each."""
-    used = {name for node in graph.node for name in node.input}
+    used = {name for node in _nodes(graph) for name in node.input}
     used |= {value.name for value in graph.output}
     kept = [initializer for initializer in graph.initializer if initializer.name in used]
     if len(kept) != len(graph.initializer):
@@ -97,7 +109,8 @@ def with_conversions(model: Any, conversions: Sequence[InputConversion]) -> None
     """Prepend Transpose/Cast so each converted input takes the data as given, in place.
 
     The input keeps its name (callers address it so); its consumers read the converted
-    tensor instead.
+    tensor instead. Raises ``NotImplementedError`` for an input that is also an output
+    (converting it would change the output): the caller converts in numpy then.
     """
     onnx = _onnx()
     graph = model.graph
@@ -178,7 +191,9 @@ def normalize(model: Any, normalization: Sequence[Normalization], hints: Mapping
 
 
 def _rename_consumers(graph: Any, name: str, new_name: str) -> None:
-    for node in graph.node:
+    if any(value.name == name for value in graph.output):
+        raise NotImplementedError(f"input '{name}' is also a graph output")
+    for node in _nodes(graph):
         for position, node_input in enumerate(node.input):
             if node_input == name:
                 node.input[position] = new_name

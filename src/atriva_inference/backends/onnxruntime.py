@@ -241,7 +241,10 @@ class ONNXRuntimeBackend(Backend):
         started = time.perf_counter()
         with _translate(InferenceFailedError, "cannot prepare the model for these inputs"):
             proto = onnx_graph.load(path) if isinstance(source, Path) else _parse(source)
-            onnx_graph.with_conversions(proto, conversions)
+            try:
+                onnx_graph.with_conversions(proto, conversions)
+            except NotImplementedError:
+                return None  # numpy converts instead
             edited = proto.SerializeToString()
         variant_options = replace(options, cache_dir=None)
         session, _ = self._checked_session(edited, path, providers, variant_options, device)

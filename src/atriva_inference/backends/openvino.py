@@ -98,9 +98,23 @@ def _layout_of(port: Any) -> str | None:
     return text.upper() if text.isalpha() else None
 
 
-def _describe_port(port: Any, index: int, prefix: str) -> TensorInfo:
+def _port_name(port: Any, index: int, prefix: str) -> str:
+    """The name users know a port by. A compiled output can carry several tensor names
+    (an ONNX ``Identity`` before the output merges two); the graph's own output name is the
+    one its Result node is named after (``y/sink_port_0``)."""
     names = port.get_names()
-    name = port.get_any_name() if names else f"{prefix}{index}"
+    if not names:
+        return f"{prefix}{index}"
+    if len(names) > 1 and prefix == "output":
+        result = port.get_node().get_friendly_name()
+        for name in names:
+            if result == name or result.startswith(f"{name}/sink_port"):
+                return name
+    return sorted(names)[0] if len(names) > 1 else next(iter(names))
+
+
+def _describe_port(port: Any, index: int, prefix: str) -> TensorInfo:
+    name = _port_name(port, index, prefix)
     partial = port.get_partial_shape()
     shape = (
         tuple(dim.get_length() if dim.is_static else None for dim in partial)
