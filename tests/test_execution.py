@@ -20,8 +20,8 @@ def frames_of(count):
     return [np.full((1, 3, 16, 16), index / count, np.float32) for index in range(count)]
 
 
-def load(runtime, zoo_model, backend):
-    return runtime.load_model(zoo_model.path_for(backend), device="CPU")
+def load(runtime, zoo_model, backend, **options):
+    return runtime.load_model(zoo_model.path_for(backend), device="CPU", **options)
 
 
 def test_queue_map_yields_in_submission_order(runtime, backend, conv_net):
@@ -238,3 +238,47 @@ def test_a_failed_start_leaves_no_stale_result(runtime, backend, conv_net, rng):
     assert not request.done
     with pytest.raises(Exception, match="never started"):
         request.wait(timeout=1)
+
+
+def test_dropped_streams_and_requests_give_their_requests_back(runtime, backend, conv_net, rng):
+    model = load(runtime, conv_net, backend)
+    frame = conv_net.make_inputs(rng)
+    for _ in range(50):
+        model.create_stream().run(frame)  # dropped at once
+        request = model.create_async_request()
+        request.start(frame)
+        request.wait(30)
+        del request
+    with model.create_stream() as stream, model.create_async_queue(depth=2) as queue:
+        stream.run(frame)
+        list(queue.map([frame, frame]))
+    gc.collect()
+    assert len(model._requests) <= 2  # the run() pool; nothing piles up
+    assert model.get_profiling().runs == 50 * 2 + 3  # and every run is still counted
+
+
+def test_evicted_static_shapes_are_not_kept_alive_by_holders(runtime, backend, dynamic, rng):
+    model = load(runtime, dynamic, backend, static_shapes=True, shape_cache_size=1)
+    stream = model.create_stream()
+    request = model.create_async_request()
+    queue = model.create_async_queue(depth=1)
+    for index in range(6):
+        x = rng.standard_normal((1, 3, 4 + index % 2, 4)).astype(np.float32)
+        stream.run(x)
+        request.start(x)
+        request.wait(30)
+        queue.submit(x).wait(30)
+    live = [e for e in model._executables() if e.shapes is not None]
+    assert len(live) <= 1
+    assert len(stream._requests) <= 2 and len(request._requests) <= 2
+    assert sum(not e.retired for e in queue._free) <= 2
+    assert model.shape_cache_info().currsize == 1
+
+
+def test_the_runtime_forgets_models_closed_on_their_own(backend, conv_net):
+    from atriva_inference import InferenceRuntime
+
+    with InferenceRuntime(backend) as runtime:
+        for _ in range(5):
+            runtime.load_model(conv_net.path_for(backend)).close()
+        assert runtime._models == []

@@ -112,3 +112,11 @@ def test_static_shapes_compile_once_per_shape(runtime, backend, dynamic, rng):
         assert all(e.loaded.inputs[0].shape == tuple(e.shapes[0]) for e in executables)
     else:  # ONNX Runtime runs every shape on its dynamic session
         assert not any(record.specialized for record in records)
+
+
+def test_a_stream_follows_changing_shapes(runtime, backend, dynamic, rng):
+    model = load(runtime, dynamic, backend)
+    stream = model.create_stream()
+    for shape in [(1, 3, 4, 4), (2, 3, 5, 7), (1, 3, 4, 4), (1, 3, 9, 2)]:
+        x = x_of(shape, rng)
+        np.testing.assert_allclose(stream.run(x)["y"].to_numpy(), np.maximum(x, 0) * 2, rtol=1e-6)

@@ -6,8 +6,10 @@ call ``on_done(outputs, error)`` exactly once), so no backend writes them again.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -93,6 +95,8 @@ class AsyncRequest:
     def __init__(self, model: Model) -> None:
         self._model = model
         self._requests: dict[Executable, BackendRequest] = {}
+        # Dropped without close(): its requests are still given back to the model.
+        self._release = weakref.finalize(self, _unregister_all, model, self._requests)
         self._request: BackendRequest | None = None
         self._lock = threading.Lock()
         self._finished = threading.Event()
@@ -120,6 +124,7 @@ class AsyncRequest:
             executable, arrays, _first = model._route(inputs)
             request = self._requests.get(executable)
             if request is None:
+                _prune(model, self._requests)
                 request = self._requests[executable] = model._new_request(executable)
             # Keeping the arrays referenced keeps their memory alive while the backend reads it.
             self._inputs = arrays
@@ -175,6 +180,31 @@ class AsyncRequest:
         assert outputs is not None
         return outputs
 
+    def close(self) -> None:
+        """Give the request back to the model (its counts stay in the profile). Idempotent;
+        a request still running is waited for first."""
+        if self._busy:
+            with contextlib.suppress(BaseException):
+                self.wait()
+        self._release()
+
+    def __enter__(self) -> AsyncRequest:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _unregister_all(model: Model, requests: dict[Executable, BackendRequest]) -> None:
+    model.unregister(list(requests.values()))
+    requests.clear()
+
+
+def _prune(model: Model, requests: dict[Executable, BackendRequest]) -> None:
+    """Drop the requests of executables the shape cache evicted (they hold compiles)."""
+    stale = [executable for executable in requests if executable.retired]
+    model.unregister([requests.pop(executable) for executable in stale])
+
 
 class AsyncResult:
     """The future of one frame submitted to an :class:`AsyncQueue`."""
@@ -213,6 +243,7 @@ class AsyncQueue:
         self._model = model
         # Free requests per executable: frames of another signature get requests of their own.
         self._free: dict[Executable, list[BackendRequest]] = {base: list(requests)}
+        self._release = weakref.finalize(self, _unregister_queue, model, self._free)
         self._depth = len(requests)
         # Re-entrant: reaping a dropped failure releases its request from inside a wait.
         self._available = threading.Condition(threading.RLock())
@@ -235,7 +266,11 @@ class AsyncQueue:
         with self._available:
             while self._in_flight >= self._depth:
                 self._wait_for_a_slot(REAP_INTERVAL)
-            free = self._free.setdefault(executable, [])
+            free = self._free.get(executable)
+            if free is None:
+                stale = [e for e in self._free if e.retired]
+                model.unregister(r for e in stale for r in self._free.pop(e))
+                free = self._free[executable] = []
             request = free.pop() if free else None
             self._in_flight += 1
         result = AsyncResult()
@@ -302,11 +337,21 @@ class AsyncQueue:
                     REAP_INTERVAL if remaining is None else min(REAP_INTERVAL, remaining)
                 )
 
+    def close(self) -> None:
+        """Wait for everything in flight, then give the requests back. Idempotent."""
+        self.wait_all()
+        self._release()
+
     def __enter__(self) -> AsyncQueue:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.wait_all()
+        self.close()
+
+
+def _unregister_queue(model: Model, free: dict[Executable, list[BackendRequest]]) -> None:
+    model.unregister([request for requests in free.values() for request in requests])
+    free.clear()
 
 
 class Stream:
@@ -320,6 +365,17 @@ class Stream:
     def __init__(self, model: Model) -> None:
         self._model = model
         self._requests: dict[Executable, BackendRequest] = {}
+        self._release = weakref.finalize(self, _unregister_all, model, self._requests)
+
+    def close(self) -> None:
+        """Give the stream's requests back to the model (counts stay). Idempotent."""
+        self._release()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def run(self, inputs: Inputs) -> Outputs:
         started = time.perf_counter_ns()
@@ -328,6 +384,7 @@ class Stream:
         executable, arrays, first = model._route(inputs)
         request = self._requests.get(executable)
         if request is None:
+            _prune(model, self._requests)
             request = self._requests[executable] = model._new_request(executable)
         try:
             outputs = request.infer_bound(arrays)

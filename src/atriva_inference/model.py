@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -25,7 +25,7 @@ class Executable:
     """One compiled form of the model -- as loaded, or specialized for an input signature
     (conversion compiled into the graph) or a static shape -- with its pool of requests."""
 
-    __slots__ = ("conversions", "idle", "loaded", "plans", "shapes")
+    __slots__ = ("conversions", "idle", "loaded", "plans", "retired", "shapes")
 
     def __init__(
         self,
@@ -43,6 +43,7 @@ class Executable:
             for index, info in enumerate(loaded.inputs)
         ]
         self.idle: list[BackendRequest] = []
+        self.retired = False  # evicted from the shape cache: holders drop their requests
 
     def prepare(self, values: Sequence[Any]) -> list[np.ndarray]:
         return [plan.prepare(value) for plan, value in zip(self.plans, values)]
@@ -65,8 +66,10 @@ class Model:
         path: str,
         layouts: Mapping[str, str] | None = None,
         shape_cache_size: int = 8,
+        on_close: Callable[[Model], None] | None = None,
     ) -> None:
         self._loaded = loaded
+        self._on_close = on_close
         self._backend = backend
         self._path = path
         hints = dict(layouts or {})
@@ -198,14 +201,12 @@ class Model:
         loaded = self._loaded
         with self._prepare_lock:
             shapes = [replace(record) for record in self._shape_records.values()]
-            variants = [e for e in self._conversions.values() if e is not None]
             executables = self._executables()
         for executable in executables:
             for layer in executable.loaded.collect_layers():
                 totals.add_layer(layer)
-        compile_ms = loaded.compile_ms + sum(e.loaded.compile_ms for e in variants)
-        compile_ms += self._evicted_compile_ms
-        compile_ms += sum(record.compile_ms for record in shapes if record.specialized)
+        # Every compile: the load, the queue's, each conversion and static-shape variant.
+        compile_ms = self._evicted_compile_ms + sum(e.loaded.compile_ms for e in executables)
         return Profile(
             backend=self._backend,
             device=loaded.device,
@@ -244,12 +245,13 @@ class Model:
         for request in requests:
             request.close()
         with self._prepare_lock:
-            variants = [e for e in self._conversions.values() if e is not None]
+            executables = self._executables()
             self._conversions.clear()
             self._shape_cache.clear()
-        for executable in variants:
+        for executable in executables:
             executable.loaded.close()
-        self._loaded.close()
+        if self._on_close is not None:
+            self._on_close(self)
 
     def __enter__(self) -> Model:
         self._check_open()
@@ -337,20 +339,28 @@ class Model:
 
     def _retire(self, key: Hashable, executable: Executable) -> None:
         """A signature left the shape cache: keep its counts and compile time, let it go."""
-        record = self._shape_records.pop(key, None)
-        if record is not None and record.specialized:
-            self._evicted_compile_ms += record.compile_ms
+        self._shape_records.pop(key, None)
         if executable.shapes is None:
             return  # the base or a conversion variant: shared, kept
+        executable.retired = True
+        self._evicted_compile_ms += executable.loaded.compile_ms
         with self._requests_lock:
-            keep = []
-            for request in self._requests:
-                if request.owner is executable:
-                    self._retired.add(request, 0)
-                else:
-                    keep.append(request)
-            self._requests = keep
+            owned = [request for request in self._requests if request.owner is executable]
+        self.unregister(owned)
         executable.idle.clear()
+
+    def unregister(self, requests: Iterable[BackendRequest]) -> None:
+        """Requests nobody will use again: keep their counts, release them."""
+        requests = list(requests)
+        if not requests:
+            return
+        gone = {id(request) for request in requests}
+        with self._requests_lock:
+            for request in requests:
+                self._retired.add(request, 0)
+            self._requests = [r for r in self._requests if id(r) not in gone]
+        for request in requests:
+            request.close()
 
     def _values(self, inputs: Inputs) -> list[Any]:
         """The inputs in model order, as Tensors or arrays (names checked)."""
@@ -418,7 +428,8 @@ class Model:
                 raise ModelClosedError(f"model {self._path!r} is closed")
             for request in requests:
                 request.owner = executable
-            self._requests.extend(requests)
+            if not executable.retired:  # evicted meanwhile: used once, then forgotten
+                self._requests.extend(requests)
         return requests
 
 

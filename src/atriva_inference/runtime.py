@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
 import os
@@ -160,7 +161,13 @@ class InferenceRuntime:
             path=str(path),
             layouts=hints,
             shape_cache_size=shape_cache_size,
+            on_close=self._forget,
         )
+
+    def _forget(self, model: Model) -> None:
+        """A model closed on its own: the runtime no longer needs to close it."""
+        with contextlib.suppress(ValueError):
+            self._models.remove(model)
 
     def tensor_from_numpy(
         self,
@@ -196,7 +203,7 @@ class InferenceRuntime:
         if self._closed:
             return
         self._closed = True
-        for model in self._models:
+        for model in list(self._models):
             model.close()
         self._models.clear()
         self._backend.close()

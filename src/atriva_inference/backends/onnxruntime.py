@@ -476,10 +476,16 @@ class ONNXRuntimeRequest(BackendRequest):
                 if array is not bound[index]:  # the same array object again needs no new binding
                     binding.bind_cpu_input(self._input_names[index], array)
                     bound[index] = array
-            self._session.run_with_iobinding(binding)
             if self._output_buffers is not None:
+                self._session.run_with_iobinding(binding)
                 outputs = list(self._output_buffers)
             else:
+                # Dynamic outputs: ONNX Runtime keeps what it allocated bound, and refuses it
+                # at another shape; bind afresh for it to allocate at this run's shape.
+                binding.clear_binding_outputs()
+                for name in self._output_names:
+                    binding.bind_output(name, "cpu")
+                self._session.run_with_iobinding(binding)
                 outputs = binding.copy_outputs_to_cpu()
         self.stats.device_ns += time.perf_counter_ns() - started
         return outputs
@@ -495,9 +501,6 @@ class ONNXRuntimeRequest(BackendRequest):
                 buffer = np.empty(shape, dtype)
                 binding.bind_output(name, "cpu", 0, dtype, list(shape), buffer.ctypes.data)
                 self._output_buffers.append(buffer)
-        else:
-            for name in self._output_names:
-                binding.bind_output(name, "cpu")
         self._binding = binding
         return binding
 
