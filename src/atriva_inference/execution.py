@@ -187,6 +187,7 @@ class AsyncRequest:
             with contextlib.suppress(BaseException):
                 self.wait()
         self._release()
+        self._model._drain_released()
 
     def __enter__(self) -> AsyncRequest:
         return self
@@ -196,7 +197,8 @@ class AsyncRequest:
 
 
 def _unregister_all(model: Model, requests: dict[Executable, BackendRequest]) -> None:
-    model.unregister(list(requests.values()))
+    # Also a finalizer: only queue them (see Model.unregister_later).
+    model.unregister_later(list(requests.values()))
     requests.clear()
 
 
@@ -341,6 +343,7 @@ class AsyncQueue:
         """Wait for everything in flight, then give the requests back. Idempotent."""
         self.wait_all()
         self._release()
+        self._model._drain_released()
 
     def __enter__(self) -> AsyncQueue:
         return self
@@ -350,7 +353,7 @@ class AsyncQueue:
 
 
 def _unregister_queue(model: Model, free: dict[Executable, list[BackendRequest]]) -> None:
-    model.unregister([request for requests in free.values() for request in requests])
+    model.unregister_later([request for requests in free.values() for request in requests])
     free.clear()
 
 
@@ -370,6 +373,7 @@ class Stream:
     def close(self) -> None:
         """Give the stream's requests back to the model (counts stay). Idempotent."""
         self._release()
+        self._model._drain_released()
 
     def __enter__(self) -> Stream:
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -91,6 +92,7 @@ class Model:
         self._requests: list[BackendRequest] = []
         self._requests_lock = threading.Lock()
         self._retired = _Totals()
+        self._released: deque[BackendRequest] = deque()  # given back, not yet retired
         self._evicted_compile_ms = 0.0
         self._closed = False
 
@@ -192,6 +194,7 @@ class Model:
     # -- profiling -----------------------------------------------------------------------
     def get_profiling(self) -> Profile:
         """Aggregates since load (or the last reset), plus layers when ``profiling=True``."""
+        self._drain_released()
         totals = _Totals()
         totals.merge(self._retired)
         with self._requests_lock:
@@ -351,7 +354,21 @@ class Model:
 
     def unregister(self, requests: Iterable[BackendRequest]) -> None:
         """Requests nobody will use again: keep their counts, release them."""
-        requests = list(requests)
+        self._released.extend(requests)
+        self._drain_released()
+
+    def unregister_later(self, requests: Iterable[BackendRequest]) -> None:
+        """For finalizers: they run inside garbage collection, possibly in a thread that holds
+        the model's locks, so they only queue the requests (a deque append takes no lock)."""
+        self._released.extend(requests)
+
+    def _drain_released(self) -> None:
+        requests = []
+        while True:
+            try:
+                requests.append(self._released.popleft())
+            except IndexError:
+                break
         if not requests:
             return
         gone = {id(request) for request in requests}
@@ -421,6 +438,7 @@ class Model:
     def _register(
         self, executable: Executable, requests: list[BackendRequest]
     ) -> list[BackendRequest]:
+        self._drain_released()
         with self._requests_lock:
             if self._closed:
                 for request in requests:
