@@ -120,3 +120,22 @@ def test_a_stream_follows_changing_shapes(runtime, backend, dynamic, rng):
     for shape in [(1, 3, 4, 4), (2, 3, 5, 7), (1, 3, 4, 4), (1, 3, 9, 2)]:
         x = x_of(shape, rng)
         np.testing.assert_allclose(stream.run(x)["y"].to_numpy(), np.maximum(x, 0) * 2, rtol=1e-6)
+
+
+def test_static_shapes_with_frames_converted_in_the_graph(runtime, backend, dynamic, rng):
+    """On a device that needs static shapes, conversion and shape compile together, once."""
+    model = load(runtime, dynamic, backend, static_shapes=True)
+    for size in [(6, 8), (6, 8), (10, 4)]:
+        frame = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        out = model.run(runtime.tensor_from_numpy(frame, layout="HWC"))["y"].to_numpy()
+        expected = np.maximum(frame.transpose(2, 0, 1)[None].astype(np.float32), 0) * 2
+        np.testing.assert_array_equal(out, expected)
+    assert model.shape_cache_info()[:2] == (1, 2)
+    if backend == "openvino":
+        executables = [e for e in model._executables() if e.shapes is not None]
+        assert sorted(e.loaded.inputs[0].shape for e in executables) == [
+            (1, 6, 8, 3),
+            (1, 10, 4, 3),
+        ]
+        assert all(e.loaded.inputs[0].dtype == np.uint8 for e in executables)
+        assert not [e for e in model._conversions.values() if e is not None]  # no dynamic compile

@@ -296,14 +296,17 @@ class Model:
             if executable is not None:
                 return executable, executable.prepare(values), None
             started = time.perf_counter()
-            executable = self._conversion_executable(conversions)
+            if self._loaded.static_shapes:
+                # One compile for conversion and shape together: a device that needs static
+                # shapes cannot compile the dynamic conversion variant first.
+                shapes = self._bound_shapes(conversions, values)  # validates the inputs
+                executable = self._specialize(self._conversion_list(conversions), shapes)
+                if executable is None:
+                    executable = self._conversion_executable(conversions)
+            else:
+                executable = self._conversion_executable(conversions)
             arrays = executable.prepare(values)  # validates before anything is remembered
-            specialized = False
-            if executable.loaded.static_shapes:
-                shapes = tuple(array.shape for array in arrays)
-                executable = self._specialize(executable.conversions, shapes) or executable
-                specialized = executable.shapes is not None
-                arrays = executable.prepare(values)
+            specialized = executable.shapes is not None
             record = ShapeRecord(
                 shapes=[list(value.shape) for value in values],
                 signature=_describe_signature(key[0], values),
@@ -319,16 +322,33 @@ class Model:
             return self._base
         if conversions not in self._conversions:
             self._conversions[conversions] = self._specialize(
-                tuple(
-                    InputConversion(index, dtype, layout, self._layouts[index] or "")
-                    for index, conversion in enumerate(conversions)
-                    if conversion is not None
-                    for dtype, layout in [conversion]
-                ),
-                None,
+                self._conversion_list(conversions), None
             )
         # None: the backend cannot convert in its graph; numpy converts for the base model.
         return self._conversions[conversions] or self._base
+
+    def _conversion_list(self, conversions: tuple[Any, ...]) -> tuple[InputConversion, ...]:
+        return tuple(
+            InputConversion(index, dtype, layout, self._layouts[index] or "")
+            for index, conversion in enumerate(conversions)
+            if conversion is not None
+            for dtype, layout in [conversion]
+        )
+
+    def _bound_shapes(
+        self, conversions: tuple[Any, ...], values: list[Any]
+    ) -> tuple[tuple[int, ...], ...]:
+        """The shape each input will be bound at: the data's own (batch added) where the
+        graph converts it, else the shape numpy prepares for the model."""
+        shapes = []
+        for plan, conversion, value in zip(self._plans, conversions, values):
+            if conversion is None:
+                shapes.append(plan.prepare(value).shape)
+                continue
+            shape = value.shape
+            layout = conversion[1]
+            shapes.append((1, *shape) if layout and len(shape) + 1 == len(layout) else shape)
+        return tuple(shapes)
 
     def _specialize(
         self,

@@ -299,7 +299,7 @@ class OpenVINOModel(LoadedModel):
             compiled = compiler.compile(model)
         variant = OpenVINOModel(compiled, compiler, (time.perf_counter() - started) * 1e3)
         variant._source = model
-        variant.static_shapes = False
+        variant.static_shapes = self.static_shapes and shapes is None
         variant.preprocessing_nodes = tuple(sorted(added))
         return variant
 
