@@ -60,3 +60,17 @@ def test_strings_round_trip(runtime, strings, rng):
     feed = strings.make_inputs(rng)
     out = model.run(feed)["same"].to_numpy()
     assert list(out) == ["camera", "héllo", ""]
+
+
+def test_a_damaged_cache_entry_is_rebuilt(conv_net, tmp_path, rng):
+    frame = conv_net.make_inputs(rng)
+    with InferenceRuntime("onnxruntime", cache_dir=tmp_path) as runtime:
+        expected = runtime.load_model(conv_net.onnx_path).run(frame)["output"].to_numpy()
+    (cached,) = (tmp_path / "onnxruntime").glob("*.ort")
+    cached.write_bytes(cached.read_bytes()[:100])  # truncated, as by a full disk
+    with InferenceRuntime("onnxruntime", cache_dir=tmp_path) as runtime:
+        model = runtime.load_model(conv_net.onnx_path)
+        assert not model.loaded_from_cache
+        np.testing.assert_array_equal(model.run(frame)["output"].to_numpy(), expected)
+    with InferenceRuntime("onnxruntime", cache_dir=tmp_path) as runtime:
+        assert runtime.load_model(conv_net.onnx_path).loaded_from_cache

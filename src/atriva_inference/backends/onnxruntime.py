@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -284,12 +285,16 @@ class ONNXRuntimeBackend(Backend):
         key = self._cache_key(source, providers)
         cached = options.cache_dir / "onnxruntime" / f"{key}.ort"
         if cached.is_file():
-            with _translate(ModelLoadError, f"cannot load cached '{cached}' for '{path}'"):
+            try:
                 return ort.InferenceSession(
                     str(cached), self._session_options(options), providers=providers
                 ), True
+            except Exception:  # a damaged cache entry is rebuilt, never fatal
+                with contextlib.suppress(OSError):
+                    cached.unlink()
         cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f"{cached.stem}.{os.getpid()}.partial.ort")
+        writer = f"{os.getpid()}.{threading.get_ident()}"  # concurrent loads never share
+        partial = cached.with_name(f"{cached.stem}.{writer}.partial.ort")
         session_options = self._session_options(options)
         session_options.optimized_model_filepath = str(partial)
         # ORT warns that the optimized file is hardware-specific; the cache key says so.
