@@ -283,3 +283,10 @@ def test_an_input_that_is_also_an_output_is_converted_in_numpy(passthrough, rng)
         out = model.run(runtime.tensor_from_numpy(frame, layout="HWC"))
         np.testing.assert_array_equal(out["x"].to_numpy(), as_model_input(frame))
         assert out["x"].dtype == np.float32
+
+
+def test_mean_scale_refused_where_ambiguous_or_meaningless(runtime, backend, multi_io, int_bool):
+    with pytest.raises(InvalidInputError, match="2 inputs"):
+        load(runtime, multi_io, backend, mean=[0.5])
+    with pytest.raises(InvalidInputError, match="float inputs"):
+        load(runtime, int_bool, backend, mean={"i": [1]}, layout={"i": "C"})

@@ -24,6 +24,7 @@ __all__ = [
     "axes_to_free",
     "channel_axis",
     "infer_layout",
+    "only_input",
     "wanted_layout",
     "with_batch",
 ]
@@ -202,3 +203,12 @@ def channel_axis(layout: str | None, what: str) -> int:
             f"pass layout= (such as 'NCHW') to load_model"
         )
     return layout.index("C")
+
+
+def only_input(names: list[str], what: str) -> None:
+    """A bare value (``layout="NCHW"``, ``mean=[...]``) is for a model with one input."""
+    if len(names) != 1:
+        raise InvalidInputError(
+            f"{what}: the model has {len(names)} inputs ({', '.join(names)}); "
+            f"give a dict of input name -> value"
+        )

@@ -18,6 +18,7 @@ from .backends.base import LoadOptions, Normalization
 from .devices import normalize_device, resolve_device
 from .errors import InvalidInputError, ModelClosedError, ModelLoadError
 from .model import Model
+from .preparation import only_input
 from .tensor import Tensor, validate_layout
 
 __all__ = ["PRECISIONS", "InferenceRuntime"]
@@ -138,12 +139,11 @@ class InferenceRuntime:
         loaded = self._backend.load(path, device, options)
         names = [info.name for info in loaded.inputs]
         if "*" in hints:
-            if len(names) != 1:
+            try:
+                only_input(names, "layout")
+            except InvalidInputError:
                 loaded.close()
-                raise InvalidInputError(
-                    f"layout: the model has {len(names)} inputs ({', '.join(names)}); "
-                    f"give a dict of input name -> layout"
-                )
+                raise
             hints = {names[0]: hints["*"]}
         unknown = sorted(set(hints) - set(names))
         if unknown:

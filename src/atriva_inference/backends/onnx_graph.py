@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailableError, InvalidInputError
-from ..preparation import axes_to_free, channel_axis, wanted_layout
+from ..preparation import axes_to_free, channel_axis, only_input, wanted_layout
 from ..tensor import TensorInfo
 from .base import InputConversion, Normalization
 
@@ -160,6 +160,8 @@ def normalize(model: Any, normalization: Sequence[Normalization], hints: Mapping
     inputs = _real_inputs(model)
     prologue = []
     for entry in normalization:
+        if entry.input == "*":
+            only_input([value.name for value in inputs], "mean/scale")
         matches = inputs[:1] if entry.input == "*" else [v for v in inputs if v.name == entry.input]
         if not matches:
             raise InvalidInputError(f"mean/scale: the model has no input '{entry.input}'")
@@ -168,6 +170,11 @@ def normalize(model: Any, normalization: Sequence[Normalization], hints: Mapping
         info = TensorInfo(value.name, shape, np.dtype(np.float32))
         axis = channel_axis(wanted_layout(info, dict(hints)), f"mean/scale of '{value.name}'")
         dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+        if dtype.kind != "f":
+            raise InvalidInputError(
+                f"mean/scale of '{value.name}': the input takes {dtype.name}; mean and scale "
+                f"apply to float inputs"
+            )
         broadcast = [1] * len(shape)
         broadcast[axis] = -1
         name = value.name

@@ -20,7 +20,7 @@ from ..errors import (
     InvalidInputError,
     ModelLoadError,
 )
-from ..preparation import axes_to_free, channel_axis, wanted_layout
+from ..preparation import axes_to_free, channel_axis, only_input, wanted_layout
 from ..profiling import LayerRecord
 from ..tensor import TensorInfo
 from .base import (
@@ -338,6 +338,11 @@ def _with_normalization(
     for entry in normalization:
         index = _input_index(model, entry.input)
         info = _describe_port(model.input(index), index, "input")
+        if info.dtype.kind != "f" and info.dtype.name not in ("bfloat16",):
+            raise InvalidInputError(
+                f"mean/scale of '{info.name}': the input takes {info.dtype.name}; mean and "
+                f"scale apply to float inputs"
+            )
         layout = wanted_layout(info, hints)
         channel_axis(layout, f"mean/scale of '{info.name}'")
         port = preprocessor.input(index)
@@ -351,6 +356,7 @@ def _with_normalization(
 
 def _input_index(model: Any, name: str) -> int:
     if name == "*":
+        only_input([port.get_any_name() for port in model.inputs], "mean/scale")
         return 0
     for index, port in enumerate(model.inputs):
         if name in port.get_names():
