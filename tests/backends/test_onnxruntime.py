@@ -74,3 +74,23 @@ def test_a_damaged_cache_entry_is_rebuilt(conv_net, tmp_path, rng):
         np.testing.assert_array_equal(model.run(frame)["output"].to_numpy(), expected)
     with InferenceRuntime("onnxruntime", cache_dir=tmp_path) as runtime:
         assert runtime.load_model(conv_net.onnx_path).loaded_from_cache
+
+
+def test_profiling_leaves_no_files_behind(conv_net, rng, tmp_path, monkeypatch):
+    import gc
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where ORT's profiles go
+    with InferenceRuntime("onnxruntime") as runtime:
+        collected = runtime.load_model(conv_net.onnx_path, profiling=True)
+        collected.run(conv_net.make_inputs(rng))
+        assert collected.get_profiling().layers
+        closed = runtime.load_model(conv_net.onnx_path, profiling=True)
+        closed.run(conv_net.make_inputs(rng))
+        closed.close()
+        dropped = runtime.load_model(conv_net.onnx_path, profiling=True)
+        dropped.run(conv_net.make_inputs(rng))
+        runtime._models.remove(dropped)  # as if the user kept no reference
+        del dropped
+        gc.collect()
+    assert list(tmp_path.iterdir()) == []

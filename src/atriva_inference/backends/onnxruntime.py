@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -344,6 +345,11 @@ class ONNXRuntimeModel(LoadedModel):
         self.output_names = [info.name for info in self.outputs]
         self._layers: list[LayerRecord] | None = None
         self._layers_after_us = 0.0
+        # ONNX Runtime writes its profile file when profiling ends, at the latest when the
+        # session dies: end it ourselves, even for a model dropped without close().
+        self._discard_profile = (
+            weakref.finalize(self, _discard_profile, session) if profiling else None
+        )
         self._throughput: Any = None
         self.throughput_session: Callable[[], Any] = lambda: None
         self.specializer: Callable[[Sequence[InputConversion]], LoadedModel | None] = (
@@ -393,10 +399,16 @@ class ONNXRuntimeModel(LoadedModel):
             self._layers_after_us = (time.time_ns() - started_ns) / 1e3
 
     def close(self) -> None:
-        if self.profiling and self._layers is None and self._session is not None:
-            with contextlib.suppress(OSError, RuntimeError):
-                os.remove(self._session.end_profiling())  # leave no profile files behind
+        if self._discard_profile is not None:
+            self._discard_profile()
         self._session = self._throughput = None
+
+
+def _discard_profile(session: Any) -> None:
+    with contextlib.suppress(OSError, RuntimeError):
+        path = session.end_profiling()  # "" when it already ended
+        if path:
+            os.remove(path)
 
 
 def _parse_profile(path: str, device: str, after_us: float) -> list[LayerRecord]:
