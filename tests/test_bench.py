@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atriva_inference import InferenceRuntime, Model, Profile, TensorInfo
+from atriva_inference import InferenceRuntime, TensorInfo
 from atriva_inference.bench import measure, output_difference, parse_shapes
 from atriva_inference.cli import main, make_random_inputs
 from atriva_inference.errors import InvalidInputError
@@ -37,8 +37,6 @@ JSON_KEYS = {
     "profile",
 }
 LATENCY_KEYS = {"median", "p90", "p99", "min", "max", "mean"}
-HAS_RESET = hasattr(Model, "reset_profiling")
-HAS_TRACE = hasattr(Profile, "to_chrome_trace")
 
 
 def _save(graph: onnx.GraphProto, path: Path) -> Path:
@@ -138,7 +136,6 @@ def test_json_has_the_fields_and_the_iterations_asked(models, capsys, tmp_path, 
     assert isinstance(data["profile"], dict) and "runs" in data["profile"]
 
 
-@pytest.mark.skipif(not HAS_RESET, reason="Model.reset_profiling is not there yet")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_warmup_is_not_in_the_profile(models, capsys, tmp_path, backend):
     path = tmp_path / "out.json"
@@ -192,7 +189,6 @@ def test_json_into_a_missing_folder_fails_before_measuring(models, capsys, tmp_p
     assert out == ""
 
 
-@pytest.mark.xfail(not HAS_TRACE, reason="Profile.to_chrome_trace is not there yet", strict=False)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_trace_is_a_chrome_trace(models, capsys, tmp_path, backend):
     path = tmp_path / "trace.json"
@@ -294,8 +290,7 @@ def test_measure_counts_and_stops(models, mode):
         assert result.iterations == 9 == result.latencies_ns.size
         assert (result.latencies_ns > 0).all()
         assert result.requests == (4 if mode == "async" else 1)
-        if HAS_RESET:
-            assert model.get_profiling().runs == 9
+        assert model.get_profiling().runs == 9
         timed = measure(model, inputs, mode, seconds=0.05, warmup=0)
         assert 0.05 <= timed.seconds < 2 and timed.iterations >= 1
         calls: list[tuple[int, float]] = []

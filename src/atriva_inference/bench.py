@@ -47,7 +47,7 @@ __all__ = [
 MODES = ("sync", "stream", "async")
 DEFAULT_SECONDS = 5.0
 DEFAULT_WARMUP = 5
-DEFAULT_REQUESTS = 2
+DEFAULT_REQUESTS: int | None = None  # the backend's optimal number of requests in flight
 
 #: Seconds between two calls of the progress callback.
 PROGRESS_INTERVAL_S = 0.1
@@ -69,7 +69,6 @@ class BenchResult:
     latencies_ns: np.ndarray
     requests: int = 1
     warmup: int = 0
-    profiling_reset: bool = True
 
     @property
     def throughput_fps(self) -> float:
@@ -170,14 +169,15 @@ def measure(
     seconds: float | None = None,
     iterations: int | None = None,
     warmup: int = DEFAULT_WARMUP,
-    requests: int = DEFAULT_REQUESTS,
+    requests: int | None = DEFAULT_REQUESTS,
     progress: ProgressFn | None = None,
 ) -> BenchResult:
     """Warm up (``warmup`` iterations, not counted), reset the profile, then measure.
 
     Stops after ``iterations`` or ``seconds`` (whichever comes first when both are given;
     :data:`DEFAULT_SECONDS` when neither is). ``mode`` is one of :data:`MODES`. For
-    ``async`` the latency of an iteration is its request's start -> wait.
+    ``async`` feeds ``model.create_async_queue(depth=requests)`` (``requests=None``: the
+    backend's optimal depth) and an iteration's latency is its submit -> completion.
     """
     if mode not in MODES:
         raise InvalidInputError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
@@ -189,27 +189,26 @@ def measure(
         raise InvalidInputError(f"iterations: expected a positive integer, got {iterations!r}")
     if warmup < 0:
         raise InvalidInputError(f"warmup: expected an integer >= 0, got {warmup!r}")
-    if requests < 1:
+    if requests is not None and requests < 1:
         raise InvalidInputError(f"requests: expected a positive integer, got {requests!r}")
     limit = iterations if iterations is not None else _NEVER
     budget_ns = int(seconds * 1e9) if seconds is not None else _NEVER
 
     latencies = array("q", bytes(8 * min(limit, 1 << 16)))  # preallocated, then reused
     if mode == "async":
-        pool = [model.create_async_request() for _ in range(requests)]
-        _loop_async(pool, inputs, warmup, _NEVER, latencies, None)
+        queue = model.create_async_queue(depth=requests)
+        requests = queue.depth
+        _loop_queue(queue, inputs, warmup, _NEVER, latencies, None)
     else:
         requests = 1
         call = model.run if mode == "sync" else model.create_stream().run
         _loop(call, inputs, warmup, _NEVER, latencies, None)
-    reset = getattr(model, "reset_profiling", None)  # feature-detected: newer Model only
-    if reset is not None:
-        reset()
+    model.reset_profiling()
 
     started = time.perf_counter_ns()
     deadline = started + budget_ns if budget_ns != _NEVER else _NEVER
     if mode == "async":
-        done = _loop_async(pool, inputs, limit, deadline, latencies, progress, started)
+        done = _loop_queue(queue, inputs, limit, deadline, latencies, progress, started)
     else:
         done = _loop(call, inputs, limit, deadline, latencies, progress, started)
     wall_ns = time.perf_counter_ns() - started
@@ -222,7 +221,6 @@ def measure(
         latencies_ns=np.frombuffer(latencies, dtype=np.int64, count=done).copy(),
         requests=requests,
         warmup=warmup,
-        profiling_reset=reset is not None,
     )
 
 
@@ -265,8 +263,8 @@ def _loop(
     return done
 
 
-def _loop_async(
-    pool: list[Any],
+def _loop_queue(
+    queue: Any,
     inputs: Mapping[str, Any],
     limit: int,
     deadline: int,
@@ -274,54 +272,38 @@ def _loop_async(
     progress: ProgressFn | None,
     started: int = 0,
 ) -> int:
-    """Keep every request of ``pool`` busy, round-robin; returns the iterations completed.
-
-    Once ``limit`` requests are started or ``deadline`` passes no new one starts, and
-    those in flight are waited for (and counted).
-    """
+    """Feed the model's async queue (its THROUGHPUT executable, ``depth`` frames in flight)
+    until ``limit`` frames or ``deadline``; a frame's latency is submit -> its callback.
+    Frames in flight at the end are waited for and counted."""
     clock = time.perf_counter_ns
-    count = len(pool)
-    starts = [0] * count
+    starts: list[int] = []
+    ends: list[int] = []
     interval = int(PROGRESS_INTERVAL_S * 1e9)
     next_tick = clock() + interval if progress is not None else _NEVER
-    launched = done = 0
     try:
-        for index in range(min(count, limit)):
-            starts[index] = clock()
-            pool[index].start(inputs)
-            launched += 1
-        in_flight = launched
-        stopping = launched >= limit
-        index = 0
-        while in_flight:
-            request = pool[index]
-            if request.busy:
-                request.wait()
-                end = clock()
-                _store(latencies, done, end - starts[index])
-                done += 1
-                in_flight -= 1
-                if end >= deadline:
-                    stopping = True
-                if not stopping:
-                    starts[index] = clock()
-                    request.start(inputs)
-                    launched += 1
-                    in_flight += 1
-                    stopping = launched >= limit
-                if end >= next_tick:
-                    progress(done, (end - started) / 1e9)  # type: ignore[misc]
-                    next_tick = end + interval
-            index += 1
-            if index == count:
-                index = 0
+        while len(starts) < limit:
+            now = clock()
+            if now >= deadline:
+                break
+            index = len(starts)
+            starts.append(now)
+            ends.append(0)
+
+            def finished(_outputs: Any, index: int = index) -> None:
+                ends[index] = clock()
+
+            queue.submit(inputs, callback=finished)  # blocks while depth frames are in flight
+            if now >= next_tick:
+                progress(index, (now - started) / 1e9)  # type: ignore[misc]
+                next_tick = now + interval
+        queue.wait_all()
     except BaseException:
-        for request in pool:  # leave nothing running on the backend's threads
-            if request.busy:
-                with contextlib.suppress(Exception):  # the first error is the one raised
-                    request.wait()
+        with contextlib.suppress(Exception):  # the first error is the one raised
+            queue.wait_all()
         raise
-    return done
+    for index, (begun, ended) in enumerate(zip(starts, ends)):
+        _store(latencies, index, ended - begun)
+    return len(starts)
 
 
 # -- comparing -----------------------------------------------------------------------------

@@ -33,7 +33,6 @@ from .backends import BackendStatus, available_backends
 from .dtypes import STRING, describe, kind_of
 from .errors import BackendUnavailableError, InferenceRuntimeError, InvalidInputError
 from .model import Model, infer_layout
-from .profiling import Profile
 from .runtime import InferenceRuntime
 from .tensor import TensorInfo
 
@@ -211,8 +210,9 @@ def _add_bench_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "--mode",
         choices=bench.MODES,
         default="sync",
-        help="sync: model.run; stream: one model.create_stream(); async: --requests async "
-        "requests kept busy round-robin (default: sync)",
+        help="sync: model.run; stream: one model.create_stream(); async: the async queue "
+        "(model.create_async_queue, its THROUGHPUT executable) with --requests frames in "
+        "flight (default: sync)",
     )
     length = sub.add_mutually_exclusive_group()
     length.add_argument(
@@ -237,7 +237,7 @@ def _add_bench_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=bench.DEFAULT_REQUESTS,
         metavar="N",
-        help=f"async requests in flight with --mode async (default: {bench.DEFAULT_REQUESTS})",
+        help="frames in flight with --mode async (default: the backend's optimal number)",
     )
     sub.add_argument(
         "--shape",
@@ -607,15 +607,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     comparing = args.compare or len(backends) > 1 or len(precisions) > 1
     _check_writable(args.json, "--json")
     _check_writable(args.trace, "--trace")
-    if args.trace is not None:
-        if comparing:
-            raise InvalidInputError(
-                "--trace records one configuration: drop --compare and the comma lists"
-            )
-        if not hasattr(Profile, "to_chrome_trace"):  # feature-detected: newer Profile only
-            raise InferenceRuntimeError(
-                "--trace needs Profile.to_chrome_trace, which this atriva-inference lacks"
-            )
+    if args.trace is not None and comparing:
+        raise InvalidInputError(
+            "--trace records one configuration: drop --compare and the comma lists"
+        )
     seconds = args.seconds
     if seconds is None and args.iterations is None:
         seconds = bench.DEFAULT_SECONDS
@@ -672,11 +667,9 @@ def _bench_one(
         print(f"latency ms:  {_latency_line(result)}")
         profile = model.get_profiling()
         print()
-        if not result.profiling_reset:
-            print("(this Model has no reset_profiling(): the profile includes the warm-up runs)")
         print(profile)
         if args.trace is not None:
-            profile.to_chrome_trace(args.trace)  # type: ignore[attr-defined]
+            profile.to_chrome_trace(args.trace)
             print(f"trace:       {args.trace}")
         if args.json is not None:
             data = {

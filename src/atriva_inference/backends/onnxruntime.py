@@ -351,6 +351,7 @@ class ONNXRuntimeModel(LoadedModel):
             weakref.finalize(self, _discard_profile, session) if profiling else None
         )
         self._throughput: Any = None
+        self._throughput_lock = threading.Lock()
         self.throughput_session: Callable[[], Any] = lambda: None
         self.specializer: Callable[[Sequence[InputConversion]], LoadedModel | None] = (
             lambda conversions: None
@@ -370,10 +371,11 @@ class ONNXRuntimeModel(LoadedModel):
         return ONNXRuntimeRequest(self, self._session)
 
     def create_throughput_requests(self, count: int | None) -> list[BackendRequest]:
-        if self._throughput is None:
-            started = time.perf_counter()
-            self._throughput = self.throughput_session()
-            self.compile_ms += (time.perf_counter() - started) * 1e3
+        with self._throughput_lock:  # two queues created at once compile once
+            if self._throughput is None:
+                started = time.perf_counter()
+                self._throughput = self.throughput_session()
+                self.compile_ms += (time.perf_counter() - started) * 1e3
         if count is None:
             count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
         return [ONNXRuntimeRequest(self, self._throughput) for _ in range(max(count, 1))]
@@ -464,6 +466,10 @@ class ONNXRuntimeRequest(BackendRequest):
             dtype.name in _ONNX_ELEMENT_TYPES for dtype in self._input_dtypes + self._output_dtypes
         )
         self._output_shapes = [info.shape for info in model.outputs]
+        # IOBinding takes numeric numpy arrays; strings and ml_dtypes go through infer().
+        self._bindable = not self._needs_ort_values and not any(
+            dtype.kind in "USO" for dtype in self._input_dtypes
+        )
         self._binding: Any = None  # IOBinding for infer_bound, made on first use
         self._bound: list[np.ndarray | None] = [None] * len(model.inputs)
         self._output_buffers: list[np.ndarray] | None = None
@@ -483,7 +489,7 @@ class ONNXRuntimeRequest(BackendRequest):
     def infer_bound(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """IOBinding: inputs bound once per array (zero-copy), static outputs written into
         buffers allocated once; the returned arrays are those buffers."""
-        if self._needs_ort_values or any(dtype.kind in "USO" for dtype in self._input_dtypes):
+        if not self._bindable:
             return self.infer(inputs)
         started = time.perf_counter_ns()
         with _translate(InferenceFailedError, "ONNX Runtime inference failed"):

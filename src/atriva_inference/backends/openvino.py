@@ -214,9 +214,14 @@ class _Compiler:
         self.config = config
         self.options = options
         self._model: Any = None
+        self._lock = threading.Lock()
 
     def model(self) -> Any:
         """A fresh ``ov.Model`` of the file (dims freed when ``dynamic=True``)."""
+        with self._lock:
+            return self._read_once().clone()
+
+    def _read_once(self) -> Any:
         if self._model is None:
             model = self.backend._read(self.path)
             hints = dict(self.options.layouts)
@@ -225,7 +230,7 @@ class _Compiler:
             if self.options.normalization:
                 model = _with_normalization(model, self.options.normalization, hints)
             self._model = model
-        return self._model.clone()
+        return self._model
 
     def compile(self, source: Any, **changes: Any) -> Any:
         return self.backend._core.compile_model(source, self.device, {**self.config, **changes})
@@ -251,6 +256,7 @@ class OpenVINOModel(LoadedModel):
         self._compiled = compiled
         self._compiler = compiler
         self._throughput: Any = None
+        self._throughput_lock = threading.Lock()
         options = compiler.options
         self.device = compiler.device
         self.compile_ms = compile_ms
@@ -310,17 +316,18 @@ class OpenVINOModel(LoadedModel):
     def create_throughput_requests(self, count: int | None) -> list[BackendRequest]:
         # The THROUGHPUT hint splits the device into streams for many requests in flight;
         # it doubles single-request latency, so run() and streams keep the LATENCY one.
-        if self._throughput is None:
-            started = time.perf_counter()
-            compiler = self._compiler
-            source = self._source
-            if source is None:
-                options = compiler.options
-                plain = options.cache_dir is not None and not options.edits_model
-                source = str(compiler.path) if plain else compiler.model()
-            with _translate(InferenceFailedError, "cannot compile for throughput"):
-                self._throughput = compiler.compile(source, PERFORMANCE_HINT="THROUGHPUT")
-            self.compile_ms += (time.perf_counter() - started) * 1e3
+        with self._throughput_lock:  # two queues created at once compile once
+            if self._throughput is None:
+                started = time.perf_counter()
+                compiler = self._compiler
+                source = self._source
+                if source is None:
+                    options = compiler.options
+                    plain = options.cache_dir is not None and not options.edits_model
+                    source = str(compiler.path) if plain else compiler.model()
+                with _translate(InferenceFailedError, "cannot compile for throughput"):
+                    self._throughput = compiler.compile(source, PERFORMANCE_HINT="THROUGHPUT")
+                self.compile_ms += (time.perf_counter() - started) * 1e3
         if count is None:
             count = int(self._throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         with _translate(InferenceFailedError, "cannot create an inference request"):
