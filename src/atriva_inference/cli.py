@@ -32,7 +32,8 @@ from . import __version__, bench
 from .backends import BackendStatus, available_backends
 from .dtypes import STRING, describe, kind_of
 from .errors import BackendUnavailableError, InferenceRuntimeError, InvalidInputError
-from .model import Model, infer_layout
+from .model import Model
+from .preparation import infer_layout
 from .runtime import InferenceRuntime
 from .tensor import TensorInfo
 
