@@ -1,4 +1,5 @@
-"""Model: validation, sync runs, async requests and streams -- written once for every backend."""
+"""Model: routes inputs to the executable compiled for their signature, runs them from pools
+of requests, and keeps the profile -- written once for every backend."""
 
 from __future__ import annotations
 
@@ -227,6 +228,7 @@ class Model:
     def reset_profiling(self) -> None:
         """Zero the counters and layer records (compile times, properties of the load and
         of each prepared signature, stay)."""
+        self._drain_released()  # counts given back before the reset go with it
         with self._requests_lock:
             requests = list(self._requests)
             self._retired = _Totals()
