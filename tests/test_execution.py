@@ -282,3 +282,82 @@ def test_the_runtime_forgets_models_closed_on_their_own(backend, conv_net):
         for _ in range(5):
             runtime.load_model(conv_net.path_for(backend)).close()
         assert runtime._models == []
+
+
+def test_closed_streams_requests_and_queues_refuse_work(runtime, backend, conv_net, rng):
+    from atriva_inference import ModelClosedError
+
+    model = load(runtime, conv_net, backend)
+    frame = conv_net.make_inputs(rng)
+    stream, request, queue = (
+        model.create_stream(),
+        model.create_async_request(),
+        model.create_async_queue(depth=1),
+    )
+    for closeable in (stream, request, queue):
+        closeable.close()
+        closeable.close()  # idempotent
+    with pytest.raises(ModelClosedError, match="stream is closed"):
+        stream.run(frame)
+    with pytest.raises(ModelClosedError, match="request is closed"):
+        request.start(frame)
+    with pytest.raises(ModelClosedError, match="queue is closed"):
+        queue.submit(frame)
+    assert "output" in model.run(frame)
+
+
+def test_a_callback_submitting_to_its_full_queue_fails_instead_of_hanging(
+    runtime, backend, conv_net, rng
+):
+    from atriva_inference import InferenceRuntimeError
+
+    model = load(runtime, conv_net, backend)
+    frame = conv_net.make_inputs(rng)
+    with model.create_async_queue(depth=1) as queue:
+
+        def resubmit(_outputs):
+            queue.submit(frame)
+
+        result = queue.submit(frame, callback=resubmit)
+        with pytest.raises(InferenceRuntimeError, match="wait for itself"):
+            result.wait(timeout=30)
+        assert "output" in queue.submit(frame).wait(timeout=30)
+
+
+def test_eviction_never_breaks_runs_in_flight(runtime, backend, dynamic, rng):
+    """Threads, a stream and a queue on alternating shapes with room for one: every run
+    completes correctly and the profile counts each exactly once."""
+    model = load(runtime, dynamic, backend, static_shapes=True, shape_cache_size=1)
+    shapes = [(1, 3, 4, 4), (1, 3, 6, 4)]
+    failures: list[str] = []
+    counts = {"run": 0, "stream": 0, "queue": 0}
+
+    def check(out, x, kind):
+        if not np.allclose(out["y"].to_numpy(), np.maximum(x, 0) * 2):
+            failures.append(kind)
+        counts[kind] += 1
+
+    def runner(kind):
+        local = np.random.default_rng(len(kind))
+        stream = model.create_stream() if kind == "stream" else None
+        queue = model.create_async_queue(depth=2) if kind == "queue" else None
+        for index in range(60):
+            x = local.standard_normal(shapes[index % 2]).astype(np.float32)
+            try:
+                if kind == "run":
+                    check(model.run(x), x, kind)
+                elif kind == "stream":
+                    check(stream.run(x), x, kind)
+                else:
+                    check(queue.submit(x).wait(30), x, kind)
+            except Exception as exc:  # collected, asserted below
+                failures.append(f"{kind}: {exc!r}")
+
+    threads = [threading.Thread(target=runner, args=(kind,)) for kind in counts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    assert model.get_profiling().runs == sum(counts.values()) == 180

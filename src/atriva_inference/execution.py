@@ -21,6 +21,7 @@ from .errors import (
     InferenceFailedError,
     InferenceRuntimeError,
     InferenceTimeoutError,
+    ModelClosedError,
     RequestBusyError,
 )
 from .tensor import Tensor
@@ -37,6 +38,9 @@ Callback = Callable[[Outputs], Any]
 
 #: How often (s) a waiter asks the backend about failures it did not call back for.
 REAP_INTERVAL = 0.05
+
+#: The queue whose callback this thread is running, if any (see AsyncQueue.submit).
+_in_callback = threading.local()
 
 
 def _wait(event: threading.Event, request: BackendRequest | None, timeout: float | None) -> bool:
@@ -112,6 +116,8 @@ class AsyncRequest:
         """Validate ``inputs`` and begin inference; raises if the request is still busy."""
         model = self._model
         model._check_open()
+        if not self._release.alive:
+            raise ModelClosedError("this async request is closed; create another")
         with self._lock:
             if self._busy:
                 raise RequestBusyError(
@@ -251,6 +257,7 @@ class AsyncQueue:
         self._available = threading.Condition(threading.RLock())
         self._in_flight = 0
         self._busy: set[BackendRequest] = set()
+        self._closed = False
 
     @property
     def depth(self) -> int:
@@ -264,8 +271,15 @@ class AsyncQueue:
         """
         model = self._model
         model._check_open()
+        if self._closed:
+            raise ModelClosedError("this async queue is closed; create another")
         executable, arrays, _first = model._route(inputs)
         with self._available:
+            if self._in_flight >= self._depth and getattr(_in_callback, "queue", None) is self:
+                raise InferenceRuntimeError(
+                    "submit() from this queue's own callback while all its requests are busy "
+                    "would wait for itself: submit from another thread, or use a larger depth"
+                )
             while self._in_flight >= self._depth:
                 self._wait_for_a_slot(REAP_INTERVAL)
             free = self._free.get(executable)
@@ -281,16 +295,23 @@ class AsyncQueue:
         def release(request: BackendRequest | None) -> None:
             with self._available:
                 if request is not None:
-                    free.append(request)
                     self._busy.discard(request)
+                    if executable.retired:  # evicted meanwhile: give it back to the model
+                        model.unregister_later([request])
+                    else:
+                        free.append(request)
                 self._in_flight -= 1
                 self._available.notify_all()
 
         def on_done(outputs: list[np.ndarray] | None, error: BaseException | None) -> None:
             assert request is not None
-            result._outputs, result._error = _finish(
-                model, request, started_ns, outputs, error, callback
-            )
+            _in_callback.queue = self
+            try:
+                result._outputs, result._error = _finish(
+                    model, request, started_ns, outputs, error, callback
+                )
+            finally:
+                _in_callback.queue = None
             release(request)
             result._finished.set()
             del arrays[:]  # the backend is done reading them
@@ -341,6 +362,7 @@ class AsyncQueue:
 
     def close(self) -> None:
         """Wait for everything in flight, then give the requests back. Idempotent."""
+        self._closed = True
         self.wait_all()
         self._release()
         self._model._drain_released()
@@ -369,9 +391,11 @@ class Stream:
         self._model = model
         self._requests: dict[Executable, BackendRequest] = {}
         self._release = weakref.finalize(self, _unregister_all, model, self._requests)
+        self._closed = False
 
     def close(self) -> None:
         """Give the stream's requests back to the model (counts stay). Idempotent."""
+        self._closed = True
         self._release()
         self._model._drain_released()
 
@@ -385,6 +409,8 @@ class Stream:
         started = time.perf_counter_ns()
         model = self._model
         model._check_open()
+        if self._closed:
+            raise ModelClosedError("this stream is closed; create another")
         executable, arrays, first = model._route(inputs)
         request = self._requests.get(executable)
         if request is None:

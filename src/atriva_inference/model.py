@@ -153,9 +153,8 @@ class Model:
         started = time.perf_counter_ns()
         self._check_open()
         executable, arrays, first = self._route(inputs)
-        idle = executable.idle
         try:
-            request = idle.pop()  # atomic under the GIL; no lock on the hot path
+            request = executable.idle.pop()  # atomic under the GIL; no lock on the hot path
         except IndexError:
             request = self._new_request(executable)
         try:
@@ -163,7 +162,9 @@ class Model:
         finally:
             ended = time.perf_counter_ns()
             request.stats.record(started, ended)
-            idle.append(request)
+            executable.idle.append(request)
+            if executable.retired:  # evicted while this run used it: nobody else will
+                self._reclaim_idle(executable)
         if first is not None:
             first.first_call_ms = (ended - started) / 1e6
         return self._wrap(outputs)
@@ -197,8 +198,8 @@ class Model:
         """Aggregates since load (or the last reset), plus layers when ``profiling=True``."""
         self._drain_released()
         totals = _Totals()
-        totals.merge(self._retired)
-        with self._requests_lock:
+        with self._requests_lock:  # one snapshot: a request is either retired or live
+            totals.merge(self._retired)
             requests = list(self._requests)
         for index, request in enumerate(requests):
             totals.add(request, index)
@@ -367,12 +368,22 @@ class Model:
         self._shape_records.pop(key, None)
         if executable.shapes is None:
             return  # the base or a conversion variant: shared, kept
+        # Mark it first, then take what is idle: a run finishing meanwhile either finds it
+        # marked and gives its request back itself, or leaves it idle for us to take.
         executable.retired = True
         self._evicted_compile_ms += executable.loaded.compile_ms
-        with self._requests_lock:
-            owned = [request for request in self._requests if request.owner is executable]
-        self.unregister(owned)
-        executable.idle.clear()
+        self._reclaim_idle(executable)
+        # Requests in use (a run, a stream, an async request, a queue frame) are given back
+        # by their holders when they are done with them; closing them now would break runs.
+
+    def _reclaim_idle(self, executable: Executable) -> None:
+        idle = []
+        while True:
+            try:
+                idle.append(executable.idle.pop())  # each request is popped exactly once
+            except IndexError:
+                break
+        self.unregister(idle)
 
     def unregister(self, requests: Iterable[BackendRequest]) -> None:
         """Requests nobody will use again: keep their counts, release them."""
@@ -393,8 +404,11 @@ class Model:
                 break
         if not requests:
             return
-        gone = {id(request) for request in requests}
         with self._requests_lock:
+            present = {id(request) for request in self._requests}
+            # Given back twice (a holder, then a finalizer) counts once.
+            requests = list({id(r): r for r in requests if id(r) in present}.values())
+            gone = {id(request) for request in requests}
             for request in requests:
                 self._retired.add(request, 0)
             self._requests = [r for r in self._requests if id(r) not in gone]
@@ -468,8 +482,7 @@ class Model:
                 raise ModelClosedError(f"model {self._path!r} is closed")
             for request in requests:
                 request.owner = executable
-            if not executable.retired:  # evicted meanwhile: used once, then forgotten
-                self._requests.extend(requests)
+            self._requests.extend(requests)  # a retired executable's too: holders give them back
         return requests
 
 

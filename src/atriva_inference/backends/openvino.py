@@ -18,6 +18,7 @@ from ..errors import (
     DeviceUnavailableError,
     InferenceFailedError,
     InvalidInputError,
+    ModelClosedError,
     ModelLoadError,
 )
 from ..preparation import axes_to_free, channel_axis, only_input, wanted_layout
@@ -417,41 +418,58 @@ def _input_carrier(dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray] | None
 class OpenVINORequest(BackendRequest):
     """One ``InferRequest``. Inputs are bound as ``ov.Tensor`` objects sharing the arrays'
     memory and the request runs with no arguments: the fastest call OpenVINO's Python API
-    has (a list passed to ``infer`` costs several times more per call)."""
+    has (a list passed to ``infer`` costs several times more per call).
+
+    After a failed inference the ``InferRequest`` is replaced: OpenVINO keeps the failure
+    (it re-raises it from ``wait_for``) and can report the request busy for a while, which
+    would hand the error to the next frame. A generation number ties each callback to the
+    ``InferRequest`` that was started.
+    """
 
     def __init__(self, model: OpenVINOModel, compiled: Any) -> None:
         super().__init__()
         self._model = model
-        self._request = compiled.create_infer_request()
+        self._compiled = compiled
         self._make_tensors = [
             _tensor_maker(info.dtype, model.input_types[i]) for i, info in enumerate(model.inputs)
         ]
         # Only a tensor over the array's own memory sees later writes into it; packed
-        # sub-byte data and strings are copies, so they are bound again every run.
+        # sub-byte data, strings and read-only arrays are copies, bound again every run.
         self._shares = [
             info.dtype.kind not in "USO" and info.dtype.name not in SUBBYTE_BITS
             for info in model.inputs
         ]
-        self._bound: list[np.ndarray | None] = [None] * len(model.inputs)
         self._output_count = len(model.outputs)
         # Static outputs live in buffers the request allocates once: keep numpy views of them.
         self._static_outputs = all(
             info.shape is not None and None not in info.shape for info in model.outputs
         )
-        self._views: list[np.ndarray] | None = None
         self._fixups = [(i, fix) for i, fix in enumerate(model.output_fixups) if fix is not None]
         self._on_done: DoneCallback | None = None
         self._done_lock = threading.Lock()  # the callback and reap() race to report
-        self._request.set_callback(self._completed, None)
+        self._generation = 0
+        self._request: Any = None
+        self._renew()
+
+    def _renew(self) -> None:
+        """A fresh ``InferRequest``: no stored failure, nothing bound."""
+        if self._compiled is None:
+            return  # closed: nothing will run on it again
+        self._generation += 1
+        self._request = self._compiled.create_infer_request()
+        self._request.set_callback(self._completed, self._generation)
+        self._bound: list[np.ndarray | None] = [None] * len(self._make_tensors)
+        self._views: list[np.ndarray] | None = None
 
     def _bind(self, inputs: Sequence[np.ndarray]) -> None:
-        bound, shares = self._bound, self._shares
+        bound = self._bound
         for index, array in enumerate(inputs):
             # The same array object again, bound over its own memory, needs no new binding.
-            if array is bound[index] and shares[index] and array.flags.writeable:
+            if array is bound[index]:
                 continue
             self._request.set_input_tensor(index, self._make_tensors[index](array))
-            bound[index] = array
+            shared = self._shares[index] and array.flags.writeable  # else OpenVINO copied
+            bound[index] = array if shared else None
 
     def _collect(self, copy: bool) -> list[np.ndarray]:
         views = self._views
@@ -475,24 +493,32 @@ class OpenVINORequest(BackendRequest):
             infos = self._request.profiling_info
             _accumulate_layers(stats.layers, infos, model.device, model.preprocessing_nodes)
 
+    def _check_open(self) -> None:
+        if self._compiled is None:
+            raise ModelClosedError("the model was closed; this request can no longer run")
+
     # -- the backend interface ------------------------------------------------------------
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        with _translate(InferenceFailedError, "OpenVINO inference failed"):
-            self._bind(inputs)
-            self._request.infer()
-            outputs = self._collect(copy=True)
-        self._account()
-        return outputs
+        return self._infer(inputs, copy=True)
 
     def infer_bound(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        with _translate(InferenceFailedError, "OpenVINO inference failed"):
-            self._bind(inputs)
-            self._request.infer()
-            outputs = self._collect(copy=False)
-        self._account()
+        return self._infer(inputs, copy=False)
+
+    def _infer(self, inputs: Sequence[np.ndarray], copy: bool) -> list[np.ndarray]:
+        self._check_open()
+        try:
+            with _translate(InferenceFailedError, "OpenVINO inference failed"):
+                self._bind(inputs)
+                self._request.infer()
+                outputs = self._collect(copy=copy)
+                self._account()
+        except InferenceFailedError:
+            self._renew()
+            raise
         return outputs
 
     def start(self, inputs: Sequence[np.ndarray], on_done: DoneCallback) -> None:
+        self._check_open()
         self._on_done = on_done
         try:
             with _translate(InferenceFailedError, "OpenVINO could not start inference"):
@@ -502,42 +528,47 @@ class OpenVINORequest(BackendRequest):
             self._on_done = None
             raise
 
-    def _take_on_done(self) -> DoneCallback | None:
+    def _take_on_done(self, generation: int) -> DoneCallback | None:
         with self._done_lock:
+            if generation != self._generation:
+                return None  # a late word from a replaced InferRequest
             on_done, self._on_done = self._on_done, None
         return on_done
 
-    def _completed(self, _userdata: Any) -> None:
-        on_done = self._take_on_done()
+    def _completed(self, generation: Any) -> None:
+        on_done = self._take_on_done(generation)
         if on_done is None:
             return  # reap() reported it already
         try:
             with _translate(InferenceFailedError, "OpenVINO inference failed"):
                 outputs = self._collect(copy=True)
-            self._account()
+                self._account()
         except BaseException as exc:  # handed to the waiter
             on_done(None, exc)
         else:
             on_done(outputs, None)
 
     def reap(self) -> bool:
-        if self._on_done is None:
+        request, generation = self._request, self._generation
+        if self._on_done is None or request is None:
             return False
         try:
-            self._request.wait_for(0)  # raises the failure OpenVINO did not call back for
+            request.wait_for(0)  # raises the failure OpenVINO did not call back for
         except Exception as exc:
-            on_done = self._take_on_done()
-            if on_done is not None:
-                error = InferenceFailedError(f"OpenVINO inference failed: {_first_line(exc)}")
-                error.__cause__ = exc
-                on_done(None, error)
-                return True
+            on_done = self._take_on_done(generation)
+            if on_done is None:
+                return False
+            self._renew()  # before the request is handed to the next frame
+            error = InferenceFailedError(f"OpenVINO inference failed: {_first_line(exc)}")
+            error.__cause__ = exc
+            on_done(None, error)
+            return True
         return False
 
     def close(self) -> None:
         self._bound = [None] * len(self._bound)
         self._views = None
-        self._request = None
+        self._compiled = None  # the InferRequest goes when the last callback is done
 
 
 def _tensor_maker(dtype: np.dtype, element_type: Any) -> Callable[[np.ndarray], Any]:
