@@ -425,7 +425,10 @@ class Model:
                 except KeyError:
                     pass  # fall through to the detailed message
                 else:
-                    return [self._as_value(value, plan) for value, plan in zip(values, self._plans)]
+                    return [
+                        value if isinstance(value, (np.ndarray, Tensor)) else plan.coerce(value)
+                        for value, plan in zip(values, self._plans)
+                    ]
             self._check_names(inputs)
         if isinstance(inputs, (Tensor, np.ndarray, np.generic)):
             if len(names) == 1:
