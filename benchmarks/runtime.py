@@ -69,6 +69,7 @@ LABELS = {
     "ours_stream": "ours: stream.run(feed)",
     "raw_async_queue": "raw: AsyncInferQueue(jobs) start_async + wait_all",
     "raw_threads_1t": "raw: N threads, 1 shared session, intra_op=1",
+    "raw_threads_2n_1t": "raw: 2N threads, 1 shared session, intra_op=1",
     "raw_threads_default": "raw: N threads, 1 default session",
     "ours_queue": "ours: create_async_queue().map(frames)",
 }
@@ -677,6 +678,8 @@ def bench_onnxruntime(settings: Settings, big: BuiltModel, tiny: BuiltModel) -> 
         section.throughput(
             {
                 "raw_threads_1t": _threaded(single, threads),
+                # As many threads as our queue has frames in flight: raw gets the same chance.
+                "raw_threads_2n_1t": _threaded(single, 2 * threads),
                 "raw_threads_default": _threaded(session, threads),
                 "ours_queue": _count_map(queue),
             },
