@@ -10,7 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["median_ms", "packaged_file"]
+from atriva_inference import available_backends
+
+__all__ = ["median_ms", "packaged_file", "usable_backends"]
 
 
 def packaged_file(package: str, *parts: str, install: str) -> Path:
@@ -35,3 +37,12 @@ def median_ms(call: Callable[[], Any], runs: int) -> float:
         call()
         times.append(time.perf_counter() - started)
     return statistics.median(times) * 1e3
+
+
+def usable_backends() -> list[str]:
+    """The backends usable here; says why each other one is skipped."""
+    statuses = available_backends()
+    for status in statuses:
+        if not status.usable:
+            print(f"skipping backend {status.name}: {status.reason}")
+    return [status.name for status in statuses if status.usable]

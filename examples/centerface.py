@@ -37,8 +37,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from atriva_inference import InferenceRuntime, Model, available_backends
-from examples._common import median_ms, packaged_file
+from atriva_inference import InferenceRuntime, Model
+from examples._common import median_ms, packaged_file, usable_backends
 
 __all__ = [
     "BOX_TOLERANCE",
@@ -442,11 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"expected: one face at {_format_box(np.asarray(EXPECTED_BOX))} (±{BOX_TOLERANCE} px)")
     print()
 
-    statuses = available_backends()
-    for status in statuses:
-        if not status.usable:
-            print(f"skipping backend {status.name}: {status.reason}")
-    usable = [status.name for status in statuses if status.usable]
+    usable = usable_backends()
     if not usable:
         print("error: no usable backend", file=sys.stderr)
         return 1

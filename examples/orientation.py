@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from atriva_inference import InferenceRuntime, Model, available_backends
-from examples._common import median_ms, packaged_file
+from atriva_inference import InferenceRuntime, Model
+from examples._common import median_ms, packaged_file, usable_backends
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -264,11 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"labels: {labels}")
     print()
 
-    statuses = available_backends()
-    for status in statuses:
-        if not status.usable:
-            print(f"skipping backend {status.name}: {status.reason}")
-    usable = [status.name for status in statuses if status.usable]
+    usable = usable_backends()
     if not usable:
         print("error: no usable backend", file=sys.stderr)
         return 1

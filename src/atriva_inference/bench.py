@@ -151,10 +151,10 @@ def _parse_dims(spec: str, text: str) -> tuple[int, ...]:
     parts = text.lower().replace(",", "x").split("x")
     try:
         dims = tuple(int(part) for part in parts)
-    except ValueError:
+    except ValueError as exc:
         raise InvalidInputError(
             f"--shape {spec}: expected dimensions like 1x3x480x640, got {text!r}"
-        ) from None
+        ) from exc
     if any(dim < 0 for dim in dims):
         raise InvalidInputError(f"--shape {spec}: dimensions must be >= 0, got {text!r}")
     return dims

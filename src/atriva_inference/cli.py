@@ -65,8 +65,8 @@ _RANDOM_HELP = (
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
@@ -75,8 +75,8 @@ def _positive_int(text: str) -> int:
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from exc
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
     return value
@@ -85,8 +85,8 @@ def _non_negative_int(text: str) -> int:
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from exc
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
@@ -357,10 +357,10 @@ def _random_array(rng: np.random.Generator, info: TensorInfo, shape: tuple[int, 
 def _read_npy(path: str, what: str) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise OSError(f"{what}: file '{path}' does not exist") from None
-    except IsADirectoryError:
-        raise OSError(f"{what}: '{path}' is a directory, not a .npy file") from None
+    except FileNotFoundError as exc:
+        raise OSError(f"{what}: file '{path}' does not exist") from exc
+    except IsADirectoryError as exc:
+        raise OSError(f"{what}: '{path}' is a directory, not a .npy file") from exc
     except (OSError, ValueError, EOFError) as exc:
         raise ValueError(f"{what}: cannot read '{path}' as a .npy file ({exc})") from exc
     if not isinstance(array, np.ndarray):  # an .npz archive
