@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import importlib.util
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from atriva_inference import available_backends
 
-__all__ = ["median_ms", "packaged_file", "usable_backends"]
+__all__ = ["median_ms", "packaged_file", "run_on_each_backend", "usable_backends"]
+
+Report = TypeVar("Report")
 
 
 def packaged_file(package: str, *parts: str, install: str) -> Path:
@@ -46,3 +49,21 @@ def usable_backends() -> list[str]:
         if not status.usable:
             print(f"skipping backend {status.name}: {status.reason}")
     return [status.name for status in statuses if status.usable]
+
+
+def run_on_each_backend(run: Callable[[str], Report]) -> tuple[list[Report], bool]:
+    """``run(backend)`` on every usable backend; the reports, and whether any run failed
+    (no usable backend at all counts as a failure)."""
+    usable = usable_backends()
+    if not usable:
+        print("error: no usable backend", file=sys.stderr)
+        return [], True
+    reports: list[Report] = []
+    failed = False
+    for name in usable:
+        try:
+            reports.append(run(name))
+        except Exception as exc:  # reported, and the demo fails, but the others still run
+            print(f"backend {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            failed = True
+    return reports, failed

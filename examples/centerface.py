@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from atriva_inference import InferenceRuntime, Model
-from examples._common import median_ms, packaged_file, usable_backends
+from examples._common import median_ms, packaged_file, run_on_each_backend
 
 __all__ = [
     "BOX_TOLERANCE",
@@ -442,19 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"expected: one face at {_format_box(np.asarray(EXPECTED_BOX))} (±{BOX_TOLERANCE} px)")
     print()
 
-    usable = usable_backends()
-    if not usable:
-        print("error: no usable backend", file=sys.stderr)
+    reports, failed = run_on_each_backend(lambda name: run_backend(name, model_path, image))
+    if not reports:
         return 1
-
-    reports: list[BackendReport] = []
-    failed = False
-    for name in usable:
-        try:
-            reports.append(run_backend(name, model_path, image))
-        except Exception as exc:
-            print(f"backend {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            failed = True
     print()
     _print_table(reports)
     print()

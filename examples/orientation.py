@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from atriva_inference import InferenceRuntime, Model
-from examples._common import median_ms, packaged_file, usable_backends
+from examples._common import median_ms, packaged_file, run_on_each_backend
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -264,19 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"labels: {labels}")
     print()
 
-    usable = usable_backends()
-    if not usable:
-        print("error: no usable backend", file=sys.stderr)
+    reports, failed = run_on_each_backend(
+        lambda name: run_backend(name, model_path, frames, labels)
+    )
+    if not reports:
         return 1
-
-    reports: list[BackendReport] = []
-    failed = False
-    for name in usable:
-        try:
-            reports.append(run_backend(name, model_path, frames, labels))
-        except Exception as exc:
-            print(f"backend {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            failed = True
     print()
     _print_table(reports)
     print()
