@@ -27,7 +27,7 @@ from .model import Model
 from .profiling import LayerRecord, Profile, ShapeRecord
 from .runtime import InferenceRuntime
 from .shapes import ShapeCacheInfo
-from .tensor import Tensor, TensorInfo
+from .tensor import DeviceTensor, Tensor, TensorInfo
 
 __version__ = "0.1.0"
 
@@ -37,6 +37,7 @@ __all__ = [
     "AsyncResult",
     "BackendStatus",
     "BackendUnavailableError",
+    "DeviceTensor",
     "DeviceUnavailableError",
     "InferenceFailedError",
     "InferenceRuntime",

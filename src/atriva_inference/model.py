@@ -18,7 +18,7 @@ from .execution import AsyncQueue, AsyncRequest, Inputs, Outputs, Stream
 from .preparation import InputPlan, infer_layout
 from .profiling import LayerRecord, Profile, ShapeRecord
 from .shapes import ShapeCache, ShapeCacheInfo
-from .tensor import Tensor, TensorInfo, format_signature
+from .tensor import DeviceTensor, Tensor, TensorInfo, format_signature
 
 __all__ = ["Model"]
 
@@ -41,7 +41,7 @@ class Executable:
         self.shapes = shapes
         converted = {conversion.index: conversion.layout for conversion in conversions}
         self.plans = [
-            InputPlan(info, converted.get(index) or layouts[index])
+            InputPlan(info, converted.get(index) or layouts[index], loaded.device_inputs)
             for index, info in enumerate(loaded.inputs)
         ]
         self.idle: list[BackendRequest] = []
@@ -463,8 +463,12 @@ class Model:
     def _input_listing(self) -> str:
         return ", ".join(f"'{plan.name}' {plan.signature()}" for plan in self._plans)
 
-    def _wrap(self, outputs: Sequence[np.ndarray]) -> Outputs:
-        return {name: Tensor(array) for name, array in zip(self._output_names, outputs)}
+    def _wrap(self, outputs: Sequence[Any]) -> Outputs:
+        """Host arrays become Tensors; device arrays (a GPU stream's outputs) DeviceTensors."""
+        return {
+            name: Tensor(array) if type(array) is np.ndarray else _device_tensor(array)
+            for name, array in zip(self._output_names, outputs)
+        }
 
     def _new_request(self, executable: Executable) -> BackendRequest:
         return self._register(executable, [executable.loaded.create_request()])[0]
@@ -487,6 +491,10 @@ class Model:
                 request.owner = executable
             self._requests.extend(requests)  # a retired executable's too: holders give them back
         return requests
+
+
+def _device_tensor(array: Any) -> Tensor:
+    return Tensor(array) if isinstance(array, np.ndarray) else DeviceTensor(array)
 
 
 def _describe_signature(conversions: tuple[Any, ...], values: Sequence[Any]) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .dtypes import convert_array, kind_of
 from .errors import InvalidInputError
-from .tensor import Tensor, TensorInfo, format_signature
+from .tensor import DeviceTensor, Tensor, TensorInfo, format_signature
 
 __all__ = [
     "InputPlan",
@@ -61,6 +61,7 @@ class InputPlan:
 
     __slots__ = (
         "_last_view",
+        "device",
         "dtype",
         "exact_shape",
         "info",
@@ -71,8 +72,10 @@ class InputPlan:
         "what",
     )
 
-    def __init__(self, info: TensorInfo, layout: str | None) -> None:
+    def __init__(self, info: TensorInfo, layout: str | None, device: str | None = None) -> None:
         self.info = info
+        # The GPU whose DeviceTensors the backend takes in place (None: host data only).
+        self.device = device
         self.name = info.name
         self.what = f"input '{info.name}'"
         self.dtype = info.dtype
@@ -100,6 +103,8 @@ class InputPlan:
         takes and a graph could do it; ``None`` when it goes in as it is (or via numpy)."""
         if type(value) is np.ndarray and value.dtype == self.dtype:
             return None  # the hot path: an array of the model's own dtype
+        if type(value) is DeviceTensor:
+            return None  # used in place, as it is (prepare checks it)
         if isinstance(value, Tensor):
             array, layout = value._data, value._layout
         else:
@@ -146,6 +151,8 @@ class InputPlan:
             and value.flags.c_contiguous
         ):
             return value
+        if type(value) is DeviceTensor:
+            return self._prepare_device(value)
         if isinstance(value, Tensor):
             array = value._data
             if value._layout is not None:
@@ -161,6 +168,41 @@ class InputPlan:
         if not array.flags.c_contiguous:
             array = np.ascontiguousarray(array)
         return array
+
+    def _prepare_device(self, tensor: DeviceTensor) -> Any:
+        """A GPU tensor goes in place: on the model's own GPU, in its dtype, shape and layout."""
+        device = self.device
+        if device is None:
+            raise InvalidInputError(
+                f"{self.what}: expected host data (a numpy array or tensor_from_numpy), got a "
+                f"tensor on {tensor.device}: this model takes host data only; pass "
+                f"tensor.to_numpy(), or load the model on {tensor.device} with a backend that "
+                f"takes GPU tensors (tensorrt, onnxruntime)"
+            )
+        if tensor.device != (device if "." in device else f"{device}.0"):
+            raise InvalidInputError(
+                f"{self.what}: the data is on {tensor.device}, the model runs on {device}; "
+                f"pass host data (tensor.to_numpy()) or load the model on {tensor.device}"
+            )
+        data = tensor._data
+        layout = tensor._layout
+        if layout is not None and self.layout is not None:
+            full = with_batch(layout, self.layout)
+            if full != self.layout:
+                raise InvalidInputError(
+                    f"{self.what}: expected {self.signature()} on the GPU, got "
+                    f"{format_signature(data.dtype, data.shape)} ({layout}); GPU tensors are "
+                    f"used in place, so their layout must be the model's"
+                )
+            if full != layout:  # a frame without its batch dimension: the same memory
+                data = data.reshape((1, *data.shape))
+        if data.dtype != self.dtype or not self._shape_matches(data.shape):
+            raise InvalidInputError(
+                f"{self.what}: expected {self.signature()} on the GPU, got "
+                f"{format_signature(data.dtype, data.shape)}; GPU tensors are used in place, "
+                f"so their dtype and shape must be the model's"
+            )
+        return data
 
     def _refuse(self, array: np.ndarray) -> None:
         raise InvalidInputError(  # the SPEC's form: expected float32[..], got uint8[..]

@@ -19,12 +19,14 @@ from .devices import normalize_device, resolve_device
 from .errors import InvalidInputError, ModelClosedError, ModelLoadError
 from .model import Model
 from .preparation import only_input
-from .tensor import Tensor, validate_layout
+from .tensor import DeviceTensor, Tensor, validate_layout
 
 __all__ = ["PRECISIONS", "InferenceRuntime"]
 
-#: Execution precisions ``load_model`` accepts (``None`` = the model's own).
-PRECISIONS = ("FP32", "FP16", "BF16")
+#: Execution precisions ``load_model`` accepts (``None`` = the model's own). INT8 is for
+#: TensorRT and an explicitly quantized (QDQ) model; elsewhere a quantized model runs INT8 as
+#: loaded.
+PRECISIONS = ("FP32", "FP16", "BF16", "INT8")
 _PRECISION_ALIASES = {
     "F32": "FP32",
     "F16": "FP16",
@@ -110,13 +112,14 @@ class InferenceRuntime:
         hints = _layout_hints(layout)
         warmups = [_warmup_spec(spec) for spec in shapes or ()]
         options = LoadOptions(
-            precision=_normalize_precision(precision),
+            precision=_normalize_precision(precision, self.backend),
             profiling=bool(profiling),
             cache_dir=self._cache_dir,
             dynamic=bool(dynamic),
             layouts=tuple(hints.items()),
             static_shapes=static_shapes,
             normalization=_normalization(mean, scale),
+            shapes=tuple(_shape_entry(spec) for spec in warmups),
         )
         model = self._open(path, resolved, options, hints, shape_cache_size)
         if warmups and not dynamic and not all(_admits(model, spec) for spec in warmups):
@@ -198,6 +201,35 @@ class InferenceRuntime:
         checked_layout = validate_layout(layout, array.ndim, "tensor_from_numpy")
         return Tensor(array, checked_layout)
 
+    def tensor_from_dlpack(self, data: Any, layout: str | None = None) -> Tensor:
+        """Wrap an array from another framework without copying it.
+
+        GPU data -- a CuPy array, a PyTorch CUDA tensor, anything with ``__dlpack__`` or
+        ``__cuda_array_interface__`` -- becomes a :class:`DeviceTensor` that a model on the
+        same GPU (``tensorrt``, ``onnxruntime`` on CUDA) uses in place; it must already have
+        the model's dtype and layout. Host data (a PyTorch CPU tensor, ...) becomes an
+        ordinary :class:`Tensor` over the same memory. The tensor keeps ``data`` alive.
+        """
+        if isinstance(data, Tensor):
+            return data
+        if isinstance(data, np.ndarray):
+            return self.tensor_from_numpy(data, layout)
+        if _on_host(data):
+            try:
+                array = np.from_dlpack(data)
+            except Exception as exc:
+                raise InvalidInputError(
+                    f"tensor_from_dlpack: numpy cannot take this {type(data).__name__} "
+                    f"without a copy: {exc}"
+                ) from exc
+            return self.tensor_from_numpy(array, layout)
+        from .backends.cuda_memory import DeviceArray
+
+        device_array = DeviceArray.from_object(data)
+        return DeviceTensor(
+            device_array, validate_layout(layout, len(device_array.shape), "tensor_from_dlpack")
+        )
+
     def close(self) -> None:
         """Close every model loaded by this runtime and the backend. Idempotent."""
         if self._closed:
@@ -223,17 +255,40 @@ class InferenceRuntime:
             raise ModelClosedError("runtime is closed; create a new InferenceRuntime")
 
 
-def _normalize_precision(precision: str | None) -> str | None:
+#: DLPack device types numpy views in place: kDLCPU (pinned PyTorch memory reports it too).
+_HOST_DLPACK_DEVICES = (1,)
+
+
+def _on_host(data: Any) -> bool:
+    """Whether ``data`` (a DLPack producer) lives in memory numpy can view."""
+    if hasattr(data, "__dlpack_device__"):
+        try:
+            device_type = int(data.__dlpack_device__()[0])
+        except Exception as exc:
+            raise InvalidInputError(
+                f"tensor_from_dlpack: {type(data).__name__}.__dlpack_device__() failed: {exc}"
+            ) from exc
+        return device_type in _HOST_DLPACK_DEVICES
+    if hasattr(data, "__cuda_array_interface__") or hasattr(data, "__dlpack__"):
+        return False
+    raise InvalidInputError(
+        f"tensor_from_dlpack: expected an array with __dlpack__ or __cuda_array_interface__ "
+        f"(CuPy, PyTorch, JAX, ...), got {type(data).__name__}"
+    )
+
+
+def _normalize_precision(precision: str | None, backend: str) -> str | None:
     if precision is None:
         return None
     text = str(precision).strip().upper()
     text = _PRECISION_ALIASES.get(text, text)
-    if text not in PRECISIONS:
+    offered = [name for name in PRECISIONS if name != "INT8" or backend == "tensorrt"]
+    if text not in offered:
         raise InvalidInputError(
-            f"precision: expected None (the model's own) or one of {', '.join(PRECISIONS)}, "
+            f"precision: expected None (the model's own) or one of {', '.join(offered)}, "
             f"got {precision!r}"
             + (
-                "; INT8 comes from a quantized model, which runs in INT8 as loaded"
+                f"; on {backend}, INT8 comes from a quantized model, which runs in INT8 as loaded"
                 if text == "INT8"
                 else ""
             )
@@ -307,6 +362,15 @@ def _warmup_spec(spec: Any) -> tuple[int, ...] | dict[str, tuple[int, ...]]:
             str(name): _reshape_target(shape, f"shapes['{name}']") for name, shape in spec.items()
         }
     return _reshape_target(spec, "shapes")
+
+
+def _shape_entry(
+    spec: tuple[int, ...] | dict[str, tuple[int, ...]],
+) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """A warm-up shape as the backends get it (``"*"``: the only input)."""
+    if isinstance(spec, dict):
+        return tuple(sorted(spec.items()))
+    return (("*", spec),)
 
 
 def _admits(model: Model, spec: tuple[int, ...] | dict[str, tuple[int, ...]]) -> bool:

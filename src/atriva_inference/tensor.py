@@ -11,7 +11,7 @@ import numpy as np
 from .dtypes import describe
 from .errors import InvalidInputError
 
-__all__ = ["Tensor", "TensorInfo", "format_signature", "validate_layout"]
+__all__ = ["DeviceTensor", "Tensor", "TensorInfo", "format_signature", "validate_layout"]
 
 
 @dataclass(frozen=True)
@@ -121,3 +121,44 @@ class Tensor:
     def __repr__(self) -> str:
         layout = f", layout={self._layout!r}" if self._layout else ""
         return f"Tensor({format_signature(self.dtype, self.shape)}{layout})"
+
+
+class DeviceTensor(Tensor):
+    """Data in GPU memory, used in place: made by ``runtime.tensor_from_dlpack`` from a CuPy or
+    PyTorch CUDA array (zero-copy), or returned by a GPU model's stream (a view of the
+    stream's device buffer, valid until its next run).
+
+    It goes into a model on the same GPU without a copy; the model's dtype and layout must
+    already be the data's (no conversion happens on the device). ``to_numpy()`` copies to
+    the host; CuPy, PyTorch and Numba take it without a copy through
+    ``__cuda_array_interface__`` (``cupy.asarray(t)``, ``torch.as_tensor(t, device="cuda")``).
+    """
+
+    __slots__ = ()
+
+    @property
+    def device(self) -> str:
+        return f"GPU.{self._data.device}"
+
+    @property
+    def data_ptr(self) -> int:
+        """The device address of the first element."""
+        return int(self._data.ptr)
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        return self._data.__cuda_array_interface__
+
+    def to_numpy(self, copy: bool = True) -> np.ndarray:
+        """A host copy of the data (device memory cannot be viewed from the host)."""
+        return self._data.to_numpy()
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("a GPU tensor cannot be viewed from the host without a copy")
+        data = self._data.to_numpy()
+        return data if dtype is None else data.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        layout = f", layout={self._layout!r}" if self._layout else ""
+        return f"DeviceTensor({format_signature(self.dtype, self.shape)}, {self.device}{layout})"

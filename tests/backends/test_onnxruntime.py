@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
 from atriva_inference import DeviceUnavailableError, InferenceRuntime, ModelLoadError
+from atriva_inference.backends import onnxruntime as onnxruntime_backend
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -27,16 +30,66 @@ def test_reduced_precision_is_refused_not_ignored(runtime, conv_net, precision):
         runtime.load_model(conv_net.onnx_path, precision=precision)
 
 
-def test_cuda_that_does_not_activate_is_an_error_not_a_fallback(runtime, conv_net, monkeypatch):
-    """Pretend the CUDA provider is listed (as with onnxruntime-gpu on a machine without a
-    usable GPU): ONNX Runtime then falls back to the CPU with only a warning. We refuse."""
-    backend = runtime._backend
+def _list_cuda_provider(runtime, monkeypatch):
+    """As with onnxruntime-gpu installed: ONNX Runtime lists its CUDA provider whether or not
+    a GPU is there."""
     monkeypatch.setattr(
-        backend, "_providers", [*ort.get_available_providers(), "CUDAExecutionProvider"]
+        runtime._backend, "_providers", [*ort.get_available_providers(), "CUDAExecutionProvider"]
     )
-    assert "GPU" in runtime.available_devices()
+
+
+def test_cuda_that_does_not_activate_is_an_error_not_a_fallback(runtime, conv_net, monkeypatch):
+    """Where CUDA says a GPU is there but ONNX Runtime cannot start its CUDA provider (here:
+    no GPU at all, the count forced to one), ONNX Runtime falls back to the CPU with only a
+    warning. We refuse."""
+    _list_cuda_provider(runtime, monkeypatch)
+    monkeypatch.setattr(onnxruntime_backend, "_cuda_devices", lambda: ["GPU.0"])
+    assert runtime.available_devices() == ["CPU", "GPU.0"]
     with pytest.raises(DeviceUnavailableError, match=r"CUDAExecutionProvider.*fall back"):
         runtime.load_model(conv_net.onnx_path, device="GPU")
+
+
+def test_without_cuda_python_the_driver_counts_the_gpus(runtime, monkeypatch):
+    """No cuda-python: the NVIDIA driver library is asked directly (none here: no GPU)."""
+    _list_cuda_provider(runtime, monkeypatch)
+    monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", None)  # cuda-python absent
+    expected = onnxruntime_backend._driver_device_count()
+    assert runtime.available_devices() == ["CPU"] + [f"GPU.{i}" for i in range(expected)]
+
+
+def test_cuda_provider_without_a_gpu_offers_no_gpu(runtime, conv_net, monkeypatch):
+    """With cuda-python, the GPUs are counted: none here, so neither GPU nor AUTO picks CUDA."""
+    pytest.importorskip("cuda.bindings.runtime")
+    _list_cuda_provider(runtime, monkeypatch)
+    assert runtime.available_devices() == ["CPU"]
+    with pytest.raises(DeviceUnavailableError, match=r"'GPU.1'.*devices present: CPU"):
+        runtime.load_model(conv_net.onnx_path, device="GPU.1")
+    assert runtime.load_model(conv_net.onnx_path, device="AUTO").device == "CPU"
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [
+        ("CPU", ["CPUExecutionProvider"]),
+        ("GPU", [("CUDAExecutionProvider", {"device_id": "0"}), "CPUExecutionProvider"]),
+        ("GPU.0", [("CUDAExecutionProvider", {"device_id": "0"}), "CPUExecutionProvider"]),
+        ("GPU.1", [("CUDAExecutionProvider", {"device_id": "1"}), "CPUExecutionProvider"]),
+    ],
+)
+def test_device_maps_to_provider_and_device_id(device, expected):
+    from atriva_inference.backends.onnxruntime import _providers_for
+
+    assert _providers_for(device) == expected
+
+
+def test_cuda_cache_key_names_the_provider_and_device(conv_net):
+    """An optimized model is specific to its provider and hardware: the keys differ."""
+    from atriva_inference.backends.onnxruntime import _providers_for
+
+    with InferenceRuntime("onnxruntime") as runtime:
+        backend = runtime._backend
+        keys = {backend._cache_key(conv_net.onnx_path, _providers_for(d)) for d in ("CPU", "GPU.0")}
+    assert len(keys) == 2
 
 
 def test_cache_key_changes_with_the_model(conv_net, multi_io, tmp_path):

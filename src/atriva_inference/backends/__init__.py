@@ -27,7 +27,9 @@ BACKENDS: dict[str, _Entry] = {
         "atriva_inference.backends.onnxruntime:ONNXRuntimeBackend", ("onnxruntime",), "onnxruntime"
     ),
     "tensorrt": _Entry(
-        "atriva_inference.backends.tensorrt:TensorRTBackend", ("tensorrt", "cuda"), "tensorrt"
+        "atriva_inference.backends.tensorrt:TensorRTBackend",
+        ("tensorrt", "cuda.bindings"),
+        "tensorrt",
     ),
 }
 

@@ -90,6 +90,10 @@ class LoadOptions:
     static_shapes: bool | None = None
     #: Per-input ``(x - mean) / scale`` compiled into the model.
     normalization: tuple[Normalization, ...] = ()
+    #: The ``shapes=`` of ``load_model``: each entry ``((input name, shape), ...)``, the name
+    #: ``"*"`` standing for a one-input model's input. Backends that build per shape range
+    #: (TensorRT optimization profiles) take their min/opt/max from these.
+    shapes: tuple[tuple[tuple[str, tuple[int, ...]], ...], ...] = ()
 
     @property
     def edits_model(self) -> bool:
@@ -193,6 +197,9 @@ class LoadedModel(ABC):
     profiling: bool = False  # per-layer records requested at load
     #: True when every new input shape needs its own compile (NPU, most GPU plugins).
     static_shapes: bool = False
+    #: The GPU ("GPU.0") whose device arrays (``cuda_memory.DeviceArray``) requests take in
+    #: place, alongside numpy arrays; None when the backend takes host data only.
+    device_inputs: str | None = None
 
     @abstractmethod
     def create_request(self) -> BackendRequest:

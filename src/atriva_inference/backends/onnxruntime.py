@@ -143,7 +143,7 @@ class ONNXRuntimeBackend(Backend):
     def devices(self) -> list[str]:
         devices = ["CPU"]
         if _CUDA in self._providers:
-            devices.append("GPU")
+            devices.extend(_cuda_devices())
         return devices
 
     def load(self, path: Path, device: str, options: LoadOptions) -> LoadedModel:
@@ -162,7 +162,7 @@ class ONNXRuntimeBackend(Backend):
                 f"it runs the model's own precision (convert the model to FP16 beforehand, "
                 f"or use backend='openvino')"
             )
-        providers = [_CUDA, _CPU] if device.startswith("GPU") else [_CPU]
+        providers = _providers_for(device)
         started = time.perf_counter()
         source: Path | bytes = path
         if options.edits_model:
@@ -185,13 +185,15 @@ class ONNXRuntimeBackend(Backend):
         session: Any,
         source: Path | bytes,
         path: Path,
-        providers: list[str],
+        providers: list[Provider],
         options: LoadOptions,
         device: str,
         compile_ms: float,
         from_cache: bool,
     ) -> ONNXRuntimeModel:
         model = ONNXRuntimeModel(session, device, compile_ms, from_cache, options.profiling)
+        if _provider_name(providers[0]) == _CUDA:
+            model.device_inputs = device
         model.throughput_session = functools.partial(
             self._throughput_session, source, path, providers
         )
@@ -204,7 +206,7 @@ class ONNXRuntimeBackend(Backend):
         self,
         source: Path | bytes,
         path: Path,
-        providers: list[str],
+        providers: list[Provider],
         options: LoadOptions,
         device: str,
     ) -> tuple[Any, bool]:
@@ -214,10 +216,11 @@ class ONNXRuntimeBackend(Backend):
             warnings.simplefilter("always")
             session, from_cache = self._create_session(source, path, providers, options)
         active = session.get_providers()
-        if active[0] != providers[0]:
+        wanted = _provider_name(providers[0])
+        if active[0] != wanted:
             said = "; ".join(str(w.message) for w in caught)
             raise DeviceUnavailableError(
-                f"ONNX Runtime did not activate {providers[0]} for {device} "
+                f"ONNX Runtime did not activate {wanted} for {device} "
                 f"(active: {', '.join(active)}){f': {said}' if said else ''}; "
                 f"refusing to fall back silently"
             )
@@ -231,7 +234,7 @@ class ONNXRuntimeBackend(Backend):
         self,
         source: Path | bytes,
         path: Path,
-        providers: list[str],
+        providers: list[Provider],
         options: LoadOptions,
         device: str,
         conversions: Sequence[InputConversion],
@@ -255,7 +258,9 @@ class ONNXRuntimeBackend(Backend):
             session, edited, path, providers, variant_options, device, compile_ms, False
         )
 
-    def _throughput_session(self, source: Path | bytes, path: Path, providers: list[str]) -> Any:
+    def _throughput_session(
+        self, source: Path | bytes, path: Path, providers: list[Provider]
+    ) -> Any:
         """For the async queue: one single-threaded session that every worker shares.
 
         Measured on 2 cores (ResNet-50): 1-thread sessions, one per concurrent request,
@@ -275,7 +280,7 @@ class ONNXRuntimeBackend(Backend):
         return session_options
 
     def _create_session(
-        self, source: Path | bytes, path: Path, providers: list[str], options: LoadOptions
+        self, source: Path | bytes, path: Path, providers: list[Provider], options: LoadOptions
     ) -> tuple[Any, bool]:
         context = f"cannot load '{path}'"
         if options.cache_dir is None or path.suffix.lower() == ".ort":
@@ -306,7 +311,7 @@ class ONNXRuntimeBackend(Backend):
             os.replace(partial, cached)  # atomic: a concurrent reader never sees half a file
         return session, False
 
-    def _cache_key(self, source: Path | bytes, providers: list[str]) -> str:
+    def _cache_key(self, source: Path | bytes, providers: list[Provider]) -> str:
         digest = hashlib.sha256()
         if isinstance(source, bytes):
             digest.update(source)
@@ -314,8 +319,68 @@ class ONNXRuntimeBackend(Backend):
             with open(source, "rb") as model_file:
                 for block in iter(lambda: model_file.read(1 << 20), b""):
                     digest.update(block)
-        digest.update("|".join([ort.__version__, ",".join(providers), _cpu_name()]).encode())
+        names = ",".join(_provider_name(provider) for provider in providers)
+        digest.update("|".join([ort.__version__, names, _hardware_name(providers)]).encode())
         return digest.hexdigest()[:32]
+
+
+#: A provider as ``ort.InferenceSession(providers=...)`` takes it: a name, or (name, options).
+Provider = str | tuple[str, dict[str, str]]
+
+
+def _providers_for(device: str) -> list[Provider]:
+    """``"GPU.1"`` -> the CUDA provider on device 1, with the CPU for the nodes CUDA lacks."""
+    if not device.startswith("GPU"):
+        return [_CPU]
+    return [(_CUDA, {"device_id": str(_gpu_index(device))}), _CPU]
+
+
+def _gpu_index(device: str) -> int:
+    return int(device.split(".", 1)[1]) if "." in device else 0
+
+
+def _provider_name(provider: Provider) -> str:
+    return provider if isinstance(provider, str) else provider[0]
+
+
+def _cuda_devices() -> list[str]:
+    """The GPUs CUDA sees. ONNX Runtime lists its CUDA provider whether or not there is a
+    GPU, so ask CUDA: through cuda-python when installed, else the driver library itself."""
+    try:
+        from .cuda_memory import gpu_devices
+
+        return gpu_devices()
+    except InferenceRuntimeError:  # cuda-python not installed
+        return [f"GPU.{index}" for index in range(_driver_device_count())]
+
+
+def _driver_device_count() -> int:
+    """cuDeviceGetCount from the NVIDIA driver library; 0 where there is no driver."""
+    import ctypes.util
+
+    name = "nvcuda" if os.name == "nt" else "libcuda.so.1"
+    try:
+        driver = ctypes.CDLL(name if os.name != "nt" else ctypes.util.find_library(name) or name)
+        count = ctypes.c_int(0)
+        if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+    except (OSError, AttributeError):  # no driver library: no NVIDIA GPU here
+        return 0
+    return count.value
+
+
+def _hardware_name(providers: Sequence[Provider]) -> str:
+    """What an optimized model is specific to: the GPU for CUDA, else the CPU model."""
+    provider = providers[0]
+    if _provider_name(provider) == _CUDA:
+        with contextlib.suppress(InferenceRuntimeError):
+            from .cuda_memory import device_properties
+
+            properties = device_properties(int(provider[1]["device_id"]))
+            major, minor = properties.compute_capability
+            return f"{properties.name} sm_{major}{minor}"
+        return "CUDA"
+    return _cpu_name()
 
 
 def _readable(source: Path | bytes) -> str | bytes:
@@ -368,6 +433,8 @@ class ONNXRuntimeModel(LoadedModel):
         return self.specializer(conversions)
 
     def create_request(self) -> BackendRequest:
+        if self.device_inputs is not None:
+            return ONNXRuntimeCudaRequest(self, self._session)
         return ONNXRuntimeRequest(self, self._session)
 
     def create_throughput_requests(self, count: int | None) -> list[BackendRequest]:
@@ -382,7 +449,8 @@ class ONNXRuntimeModel(LoadedModel):
             # as a core idles while each frame is handed to its worker thread.
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
             count = 2 * cores
-        return [ONNXRuntimeRequest(self, self._throughput) for _ in range(max(count, 1))]
+        request_class = ONNXRuntimeCudaRequest if self.device_inputs else ONNXRuntimeRequest
+        return [request_class(self, self._throughput) for _ in range(max(count, 1))]
 
     def collect_layers(self) -> list[LayerRecord]:
         """Parse ONNX Runtime's profile. It can only be read once (``end_profiling`` ends
@@ -540,6 +608,88 @@ class ONNXRuntimeRequest(BackendRequest):
     def close(self) -> None:
         self._session = self._binding = self._output_buffers = None
         self._bound = [None] * len(self._bound)
+
+
+class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
+    """A request on the CUDA provider: GPU tensors (``cuda_memory.DeviceArray``) are bound in
+    place through IOBinding; a stream's outputs stay on the GPU, in buffers allocated once.
+
+    Written against ONNX Runtime's documented IOBinding/OrtValue API; it has not run on a GPU
+    in this project yet (see the README).
+    """
+
+    def __init__(self, model: ONNXRuntimeModel, session: Any) -> None:
+        super().__init__(model, session)
+        self._device_id = _gpu_index(model.device)
+        self._gpu = f"GPU.{self._device_id}"
+        self._device_outputs: list[Any] | None = None  # OrtValues on the GPU, static shapes
+
+    def infer(self, inputs: Sequence[Any]) -> list[np.ndarray]:
+        if all(type(array) is np.ndarray for array in inputs):
+            return super().infer(inputs)  # ONNX Runtime copies host data in and out itself
+        started = time.perf_counter_ns()
+        with _translate(InferenceFailedError, "ONNX Runtime inference failed on CUDA"):
+            binding = self._session.io_binding()
+            self._bind_inputs(binding, inputs)
+            for name in self._output_names:
+                binding.bind_output(name, "cpu")
+            self._session.run_with_iobinding(binding)
+            outputs = binding.copy_outputs_to_cpu()
+        self.stats.device_ns += time.perf_counter_ns() - started
+        return outputs
+
+    def infer_bound(self, inputs: Sequence[Any]) -> list[Any]:
+        """Outputs stay on the GPU: ``DeviceArray`` views of buffers the next run reuses."""
+        from .cuda_memory import DeviceArray
+
+        started = time.perf_counter_ns()
+        with _translate(InferenceFailedError, "ONNX Runtime inference failed on CUDA"):
+            binding = self._binding or self._bind_device_outputs()
+            self._bind_inputs(binding, inputs)
+            if self._device_outputs is None:  # dynamic outputs: ORT allocates them per run
+                binding.clear_binding_outputs()
+                for name in self._output_names:
+                    binding.bind_output(name, "cuda", self._device_id)
+            self._session.run_with_iobinding(binding)
+            values = self._device_outputs or binding.get_outputs()
+            outputs = [
+                DeviceArray(value.data_ptr(), tuple(value.shape()), dtype, self._device_id, value)
+                for value, dtype in zip(values, self._output_dtypes)
+            ]
+        self.stats.device_ns += time.perf_counter_ns() - started
+        return outputs
+
+    def _bind_device_outputs(self) -> Any:
+        binding = self._session.io_binding()
+        shapes = self._output_shapes
+        if all(shape is not None and None not in shape for shape in shapes):
+            self._device_outputs = []
+            for name, dtype, shape in zip(self._output_names, self._output_dtypes, shapes):
+                value = ort.OrtValue.ortvalue_from_shape_and_type(
+                    list(shape), dtype, "cuda", self._device_id
+                )
+                binding.bind_ortvalue_output(name, value)
+                self._device_outputs.append(value)
+        self._binding = binding
+        return binding
+
+    def _bind_inputs(self, binding: Any, inputs: Sequence[Any]) -> None:
+        bound = self._bound
+        for index, array in enumerate(inputs):
+            if array is bound[index]:
+                continue
+            name = self._input_names[index]
+            if type(array) is np.ndarray:
+                binding.bind_cpu_input(name, array)
+            else:  # a DeviceArray: the runtime checked it is on this GPU, in the model's dtype
+                binding.bind_input(
+                    name, "cuda", self._device_id, array.dtype, list(array.shape), array.ptr
+                )
+            bound[index] = array
+
+    def close(self) -> None:
+        super().close()
+        self._device_outputs = None
 
 
 def _to_ort_value(array: np.ndarray) -> Any:
