@@ -147,3 +147,65 @@ def test_profiling_leaves_no_files_behind(conv_net, rng, tmp_path, monkeypatch):
         del dropped
         gc.collect()
     assert list(tmp_path.iterdir()) == []
+
+
+# -- on a GPU (onnxruntime-gpu and an NVIDIA GPU; skipped elsewhere, with the reason) ----------
+def _gpu_runtime() -> InferenceRuntime:
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip(
+            "needs onnxruntime-gpu: the installed onnxruntime lists "
+            f"{', '.join(ort.get_available_providers())}"
+        )
+    runtime = InferenceRuntime("onnxruntime")
+    if not any(device.startswith("GPU") for device in runtime.available_devices()):
+        runtime.close()
+        pytest.skip("needs an NVIDIA GPU: CUDA counts none here")
+    return runtime
+
+
+@pytest.fixture
+def gpu_runtime():
+    runtime = _gpu_runtime()
+    yield runtime
+    runtime.close()
+
+
+@pytest.mark.gpu
+def test_gpu_runs_on_cuda_and_matches_the_cpu(gpu_runtime, conv_net, rng):
+    frame = conv_net.make_inputs(rng)["input"]
+    model = gpu_runtime.load_model(conv_net.onnx_path, device="GPU")
+    assert model.device == "GPU.0"
+    assert gpu_runtime.load_model(conv_net.onnx_path, device="AUTO").device == "GPU.0"
+    expected = gpu_runtime.load_model(conv_net.onnx_path, device="CPU").run(frame)["output"]
+    np.testing.assert_allclose(
+        model.run(frame)["output"].to_numpy(), expected.to_numpy(), rtol=1e-3, atol=1e-4
+    )
+
+
+@pytest.mark.gpu
+def test_gpu_stream_outputs_stay_on_the_device_in_one_buffer(gpu_runtime, conv_net, rng):
+    from atriva_inference import DeviceTensor
+
+    model = gpu_runtime.load_model(conv_net.onnx_path, device="GPU")
+    frame = conv_net.make_inputs(rng)["input"]
+    expected = model.run(frame)["output"].to_numpy()
+    with model.create_stream() as stream:
+        first = stream.run(frame)["output"]
+        second = stream.run(frame)["output"]
+    assert type(first) is DeviceTensor and first.device == "GPU.0"
+    assert first.data_ptr == second.data_ptr  # allocated once, reused every frame
+    np.testing.assert_allclose(second.to_numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_gpu_takes_a_cupy_array_in_place(gpu_runtime, conv_net, rng):
+    cupy = pytest.importorskip("cupy")
+    model = gpu_runtime.load_model(conv_net.onnx_path, device="GPU")
+    frame = conv_net.make_inputs(rng)["input"]
+    on_gpu = cupy.asarray(frame)
+    tensor = gpu_runtime.tensor_from_dlpack(on_gpu)
+    assert tensor.data_ptr == on_gpu.data.ptr  # zero-copy
+    expected = model.run(frame)["output"].to_numpy()
+    np.testing.assert_allclose(
+        model.run({"input": tensor})["output"].to_numpy(), expected, rtol=1e-5, atol=1e-6
+    )
