@@ -16,9 +16,18 @@ from typing import Any
 
 __all__ = ["TRANSFER_LAYER_TYPES", "LayerRecord", "Profile", "ShapeRecord"]
 
-#: Layer types that move or convert data rather than compute (OpenVINO and ONNX Runtime names).
+#: Layer types that move or convert data rather than compute (OpenVINO, ONNX Runtime and
+#: TensorRT names; TensorRT's engine inspector calls its copy/format layers "Reformat").
 TRANSFER_LAYER_TYPES = frozenset(
-    {"Reorder", "Convert", "MemcpyToHost", "MemcpyFromHost", "ReorderInput", "ReorderOutput"}
+    {
+        "Reorder",
+        "Convert",
+        "MemcpyToHost",
+        "MemcpyFromHost",
+        "ReorderInput",
+        "ReorderOutput",
+        "Reformat",
+    }
 )
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "LoadedModel",
     "Normalization",
     "RequestStats",
+    "declared_precision",
 ]
 
 #: Called exactly once when an async inference ends: ``(outputs, None)`` or ``(None, error)``.
@@ -118,6 +119,16 @@ class InputConversion:
     dtype: np.dtype
     layout: str  # the data's layout, batch included ("NHWC"); "" when unknown
     model_layout: str  # the layout the model takes ("NCHW"); "" when unknown
+
+
+def declared_precision(infos: Sequence[TensorInfo]) -> str:
+    """The float type a model's inputs and outputs declare, for backends that compute in the
+    model's own types (a prebuilt or strongly typed engine's layers may still differ)."""
+    names = {info.dtype.name for info in infos}
+    for dtype_name, precision in (("float32", "FP32"), ("float16", "FP16"), ("bfloat16", "BF16")):
+        if dtype_name in names:
+            return precision
+    return "FP32"
 
 
 #: How many recent runs each request remembers for the trace timeline.

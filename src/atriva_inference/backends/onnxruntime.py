@@ -41,6 +41,7 @@ from .base import (
     InputConversion,
     LoadedModel,
     LoadOptions,
+    declared_precision,
 )
 
 __all__ = ["ONNXRuntimeBackend"]
@@ -405,7 +406,7 @@ class ONNXRuntimeModel(LoadedModel):
         self.profiling = profiling
         self.inputs = [_describe(node) for node in session.get_inputs()]
         self.outputs = [_describe(node) for node in session.get_outputs()]
-        self.precision = _declared_precision(self.inputs + self.outputs)
+        self.precision = declared_precision(self.inputs + self.outputs)
         self.input_names = [info.name for info in self.inputs]
         self.output_names = [info.name for info in self.outputs]
         self._layers: list[LayerRecord] | None = None
@@ -513,15 +514,6 @@ def _parse_profile(path: str, device: str, after_us: float) -> list[LayerRecord]
         record.time_ms += event.get("dur", 0) / 1e3
         record.count += 1
     return list(layers.values())
-
-
-def _declared_precision(infos: Sequence[TensorInfo]) -> str:
-    """ONNX Runtime computes in the model's own types; name the float type it declares."""
-    names = {info.dtype.name for info in infos}
-    for dtype_name, precision in (("float32", "FP32"), ("float16", "FP16"), ("bfloat16", "BF16")):
-        if dtype_name in names:
-            return precision
-    return "FP32"
 
 
 class ONNXRuntimeRequest(BackendRequest):
