@@ -114,6 +114,64 @@ def test_queue_errors_surface_at_wait_and_in_map(runtime, backend, conv_net):
     assert len(list(queue.map(frames_of(4)))) == 4  # still usable
 
 
+def test_queue_map_reads_at_most_depth_frames_ahead_of_its_caller(runtime, backend, conv_net):
+    """Frames are pulled lazily: a camera is never read further ahead than ``depth``."""
+    model = load(runtime, conv_net, backend)
+    taken: list[int] = []
+
+    def camera():
+        for index, frame in enumerate(frames_of(40)):
+            taken.append(index)
+            yield frame
+
+    with model.create_async_queue(depth=3) as queue:
+        produced = queue.map(camera())
+        for yielded in range(1, 11):
+            next(produced)
+            time.sleep(0.01)  # time for workers to run ahead, if they could
+            assert len(taken) <= yielded + 3
+        produced.close()
+    assert len(taken) < 40
+
+
+def test_queue_map_raises_the_iterables_error_in_its_turn(runtime, backend, conv_net):
+    model = load(runtime, conv_net, backend)
+
+    def camera():
+        yield from frames_of(3)
+        raise OSError("camera unplugged")
+
+    with model.create_async_queue(depth=2) as queue:
+        produced = queue.map(camera())
+        assert [sorted(next(produced)) for _ in range(3)] == [["output"]] * 3
+        with pytest.raises(OSError, match="unplugged"):
+            next(produced)
+        assert len(list(queue.map(frames_of(5)))) == 5  # the queue is still usable
+
+
+def test_queue_map_stopped_early_leaves_nothing_running(runtime, backend, conv_net):
+    model = load(runtime, conv_net, backend)
+    with model.create_async_queue(depth=3) as queue:
+        for index, _outputs in enumerate(queue.map(frames_of(50))):
+            if index == 4:
+                break
+        queue.wait_all(10)  # nothing left in flight once the loop has stopped
+        assert [t for t in threading.enumerate() if t.name == "atriva-map"] == []
+        runs = model.get_profiling().runs
+        assert 5 <= runs <= 5 + queue.depth  # the frames in flight finished, no more
+        assert len(list(queue.map(frames_of(6)))) == 6
+
+
+def test_queue_map_reuses_its_requests(runtime, backend, conv_net):
+    model = load(runtime, conv_net, backend)
+    with model.create_async_queue(depth=2) as queue:
+        list(queue.map(frames_of(8)))
+        before = len(model._requests)
+        for _ in range(5):
+            list(queue.map(frames_of(8)))
+        assert len(model._requests) == before
+
+
 def test_async_wait_timeout_on_a_slow_model(runtime, backend, slow, rng):
     model = load(runtime, slow, backend)
     request = model.create_async_request()

@@ -328,6 +328,38 @@ class AsyncQueue:
             raise
         return result
 
+    def _enter(self) -> None:
+        """Take a slot for a frame (waiting while ``depth`` are in flight)."""
+        with self._available:
+            while self._in_flight >= self._depth:
+                self._wait_for_a_slot(REAP_INTERVAL)
+            self._in_flight += 1
+
+    def _leave(self) -> None:
+        with self._available:
+            self._in_flight -= 1
+            self._available.notify_all()
+
+    def _take_request(self, executable: Executable) -> BackendRequest:
+        """A free request of ``executable`` (made when none is free), for one user."""
+        with self._available:
+            free = self._free.get(executable)
+            if free is None:
+                stale = [e for e in self._free if e.retired]
+                self._model.unregister(r for e in stale for r in self._free.pop(e))
+                free = self._free[executable] = []
+            if free:
+                return free.pop()
+        return self._model._throughput_requests(executable, 1)[0]
+
+    def _give_back(self, requests: dict[Executable, BackendRequest]) -> None:
+        with self._available:
+            for executable, request in requests.items():
+                if executable.retired:  # evicted meanwhile: give it back to the model
+                    self._model.unregister_later([request])
+                else:
+                    self._free.setdefault(executable, []).append(request)
+
     def _wait_for_a_slot(self, timeout: float) -> None:
         """Called holding the condition: wait a while, then reap dropped failures."""
         if not self._available.wait(timeout):
@@ -335,9 +367,31 @@ class AsyncQueue:
                 request.reap()
 
     def map(self, frames: Iterable[Inputs]) -> Iterator[Outputs]:
-        """Run every item of ``frames``; yield their outputs in submission order."""
+        """Run every item of ``frames``; yield their outputs in submission order.
+
+        At most ``depth`` frames are in flight or waiting to be yielded. An invalid frame or
+        a failed inference raises when its turn to be yielded comes.
+        """
+        self._model._check_open()
+        if self._closed:
+            raise ModelClosedError("this async queue is closed; create another")
+        requests = next(iter(self._free.values()), [])
+        if requests and not requests[0].native_async:
+            # No native async API: frames would be handed one by one to worker threads.
+            # Workers that pull frames themselves do what raw threaded code does.
+            yield from _PullingMap(self, frames).results()
+            return
         pending: deque[AsyncResult] = deque()
-        for inputs in frames:
+        iterator = iter(frames)
+        failure: BaseException | None = None
+        while True:
+            try:
+                inputs = next(iterator)
+            except StopIteration:
+                break
+            except BaseException as exc:  # the iterable's own error: after the frames before it
+                failure = exc
+                break
             if len(pending) >= self._depth:  # bounds what waits to be yielded, too
                 yield pending.popleft().wait()
             pending.append(self.submit(inputs))
@@ -345,6 +399,8 @@ class AsyncQueue:
                 yield pending.popleft().wait()
         while pending:
             yield pending.popleft().wait()
+        if failure is not None:
+            raise failure
 
     def wait_all(self, timeout: float | None = None) -> None:
         """Block until nothing is in flight."""
@@ -372,6 +428,133 @@ class AsyncQueue:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class _PullingMap:
+    """``AsyncQueue.map`` for backends without native async: ``depth`` worker threads each
+    take the next frame, run it on a request of their own and file the outputs by index;
+    the caller yields them in order. Every frame still counts in the queue's in-flight total
+    (``submit``, ``wait_all`` and ``close`` see it).
+
+    Wake-ups are targeted (on 2 busy cores each needless one costs throughput): a worker
+    wakes the caller only with the result it waits for, the caller wakes one worker only
+    when one waits for room.
+    """
+
+    def __init__(self, queue: AsyncQueue, frames: Iterable[Inputs]) -> None:
+        self._queue = queue
+        self._frames = iter(frames)
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)  # the caller waits for its result
+        self._room = threading.Condition(self._lock)  # workers wait while depth are ahead
+        self._waiting_for_room = 0
+        self._pulling = threading.Lock()
+        self._results: dict[int, tuple[Outputs | None, BaseException | None]] = {}
+        self._next_frame = 0  # index of the next frame a worker takes
+        self._next_result = 0  # index of the next result the caller yields
+        self._ended: int | None = None  # frame count once the iterable is exhausted
+        self._stopped = False
+
+    def results(self) -> Iterator[Outputs]:
+        workers = [
+            threading.Thread(target=self._work, name="atriva-map", daemon=True)
+            for _ in range(self._queue.depth)
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            while True:
+                with self._lock:
+                    index = self._next_result
+                    while index not in self._results and self._ended != index:
+                        self._ready.wait()
+                    if index not in self._results:
+                        return  # every frame yielded
+                    outputs, error = self._results.pop(index)
+                    self._next_result = index + 1
+                    if self._waiting_for_room:
+                        self._room.notify()
+                if error is not None:
+                    raise error
+                assert outputs is not None
+                yield outputs
+        finally:
+            with self._lock:
+                self._stopped = True
+                self._room.notify_all()
+            for worker in workers:
+                worker.join()
+
+    def _file(self, index: int, result: tuple[Outputs | None, BaseException | None]) -> None:
+        with self._lock:
+            self._results[index] = result
+            if index == self._next_result:
+                self._ready.notify()
+
+    def _end(self, count: int) -> None:
+        """Called holding the lock: the iterable has ``count`` frames."""
+        self._ended = count
+        self._ready.notify()
+
+    def _take(self) -> tuple[int, Inputs] | None:
+        """The next frame and its index, waiting while ``depth`` are ahead of the caller."""
+        depth = self._queue.depth
+        with self._pulling:  # iterators are not thread-safe: one worker reads at a time
+            with self._lock:
+                while not self._stopped and self._next_frame >= self._next_result + depth:
+                    self._waiting_for_room += 1
+                    self._room.wait()
+                    self._waiting_for_room -= 1
+                if self._stopped or self._ended is not None:
+                    return None
+                index = self._next_frame
+            try:
+                inputs = next(self._frames)  # outside the lock: others file results meanwhile
+            except StopIteration:
+                with self._lock:
+                    self._end(index)
+                return None
+            except BaseException as exc:  # the iterable's own error, raised in its turn
+                with self._lock:
+                    self._results[index] = (None, exc)
+                    self._end(index + 1)
+                return None
+            with self._lock:
+                self._next_frame = index + 1
+            return index, inputs
+
+    def _work(self) -> None:
+        queue = self._queue
+        model = queue._model
+        requests: dict[Executable, BackendRequest] = {}
+        try:
+            while (taken := self._take()) is not None:
+                index, inputs = taken
+                self._file(index, self._run(model, requests, inputs))
+        finally:
+            queue._give_back(requests)
+
+    def _run(
+        self, model: Model, requests: dict[Executable, BackendRequest], inputs: Inputs
+    ) -> tuple[Outputs | None, BaseException | None]:
+        queue = self._queue
+        queue._enter()
+        started = time.perf_counter_ns()
+        try:
+            model._check_open()
+            executable, arrays, _first = model._route(inputs)
+            request = requests.get(executable)
+            if request is None:
+                request = requests[executable] = queue._take_request(executable)
+            try:
+                outputs = request.infer(arrays)
+            finally:
+                request.stats.record(started, time.perf_counter_ns())
+            return model._wrap(outputs), None
+        except BaseException as exc:  # reaches the caller when this frame's turn comes
+            return None, exc
+        finally:
+            queue._leave()
 
 
 def _unregister_queue(model: Model, free: dict[Executable, list[BackendRequest]]) -> None:

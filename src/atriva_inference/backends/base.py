@@ -155,6 +155,10 @@ class RequestStats:
 class BackendRequest(ABC):
     """One execution context: used by one thread at a time, reused across runs."""
 
+    #: True when :meth:`start` is the backend's own asynchronous API. Without it, the async
+    #: queue's ``map`` runs frames on worker threads that pull them (no per-frame hand-off).
+    native_async: ClassVar[bool] = False
+
     def __init__(self) -> None:
         self.stats = RequestStats()
         self.owner: object = None  # the runtime's executable this request belongs to

@@ -426,6 +426,8 @@ class OpenVINORequest(BackendRequest):
     ``InferRequest`` that was started.
     """
 
+    native_async = True
+
     def __init__(self, model: OpenVINOModel, compiled: Any) -> None:
         super().__init__()
         self._model = model

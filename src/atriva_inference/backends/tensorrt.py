@@ -1157,6 +1157,8 @@ class TensorRTModel(LoadedModel):
 class TensorRTRequest(BackendRequest):
     """One execution context with its own stream, device buffers and pinned staging."""
 
+    native_async = True
+
     def __init__(self, model: TensorRTModel) -> None:
         super().__init__()
         if model.engine is None:
