@@ -71,6 +71,7 @@ LABELS = {
     "raw_threads_1t": "raw: N threads, 1 shared session, intra_op=1",
     "raw_threads_2n_1t": "raw: 2N threads, 1 shared session, intra_op=1",
     "raw_threads_default": "raw: N threads, 1 default session",
+    "raw_pipeline_2n_1t": "raw: 2N threads pull frames, outputs in order (a pipeline)",
     "ours_queue": "ours: create_async_queue().map(frames)",
 }
 OURS = ("ours_run", "ours_stream")
@@ -266,7 +267,9 @@ def _frames(big: BuiltModel, settings: Settings, latency_ms: float, depth: int) 
     """The frames one throughput round runs (a pool of distinct frames, cycled)."""
     pool = [big.make_inputs(seed=100 + i)["input"] for i in range(settings.frame_pool)]
     per_round = settings.seconds / settings.rounds
-    count = max(4 * depth, round(per_round * 1e3 / max(latency_ms, 1e-3)))
+    # Steady state, not pipeline fill and drain: measured with 27-frame rounds, when the last
+    # frames of a round finish one by one decided ~1% of the ratio, either way.
+    count = max(16 * depth, round(per_round * 1e3 / max(latency_ms, 1e-3)))
     frames = [pool[i % len(pool)] for i in range(count)]
     return frames, frames[: 2 * depth]
 
@@ -381,6 +384,9 @@ class _Section:
             "paired": _paired(fps["ours_queue"], fps[best], _ratio),
             "median": summary["ours_queue"]["median_fps"] / raws[best],
         }
+        pipelines = [name for name in raws if name.startswith("raw_pipeline")]
+        if pipelines:  # like for like: raw written as a pipeline, outputs in order
+            ratio["paired_vs_raw_pipeline"] = _paired(fps["ours_queue"], fps[pipelines[0]], _ratio)
         self.result["throughput"] = {
             "model": self.big.name,
             "rounds": rounds,
@@ -391,9 +397,11 @@ class _Section:
             "foreign_cpu_percent": foreign,
             **extra,
         }
+        versus_pipeline = ratio.get("paired_vs_raw_pipeline")
         self.log(
             f"throughput: raw best {raws[best]:.1f} fps, ours x{ratio['paired']:.3f}"
-            f"{_load_note(foreign)}"
+            + (f" (x{versus_pipeline:.3f} of raw as a pipeline)" if versus_pipeline else "")
+            + _load_note(foreign)
         )
 
     def memory(self, model: Any, runtime: Any) -> None:
@@ -681,6 +689,7 @@ def bench_onnxruntime(settings: Settings, big: BuiltModel, tiny: BuiltModel) -> 
                 # As many threads as our queue has frames in flight: raw gets the same chance.
                 "raw_threads_2n_1t": _threaded(single, 2 * threads),
                 "raw_threads_default": _threaded(session, threads),
+                "raw_pipeline_2n_1t": _pipelined(single, 2 * threads),
                 "ours_queue": _count_map(queue),
             },
             latency_ms,
@@ -725,6 +734,47 @@ def _threaded(session: Any, threads: int) -> Callable[[list[np.ndarray]], int]:
         for worker in workers:
             worker.join()
         return sum(counts)
+
+    return run
+
+
+def _pipelined(session: Any, threads: int) -> Callable[[list[np.ndarray]], int]:
+    """Raw code written as a pipeline must be: ``threads`` threads pull the next frame from
+    one source and the caller takes the outputs in frame order (a video pipeline cannot
+    split a stream it has not received yet, and publishes results in order)."""
+    name = session.get_inputs()[0].name
+
+    def run(frames: list[np.ndarray]) -> int:
+        source = iter(enumerate(frames))
+        pulling = threading.Lock()
+        ready = threading.Condition()
+        outputs: dict[int, Any] = {}
+
+        def work() -> None:
+            while True:
+                with pulling:
+                    taken = next(source, None)
+                if taken is None:
+                    return
+                index, frame = taken
+                result = session.run(None, {name: frame})
+                with ready:
+                    outputs[index] = result
+                    ready.notify()
+
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        delivered = 0
+        for index in range(len(frames)):
+            with ready:
+                while index not in outputs:
+                    ready.wait()
+                outputs.pop(index)
+            delivered += 1
+        for worker in workers:
+            worker.join()
+        return delivered
 
     return run
 
@@ -868,6 +918,11 @@ def backend_tables(result: dict[str, Any]) -> str:
         paired = throughput["ratio"]["paired"] if name == "ours_queue" else None
         rows.append([LABELS[name], s["median_fps"], ratio, paired])
     lines.append(report.table(["variant", "fps", "/ raw best", "paired"], rows, "   "))
+    if "paired_vs_raw_pipeline" in throughput["ratio"]:
+        lines.append(
+            f"   ours / raw written as a pipeline (paired): "
+            f"{throughput['ratio']['paired_vs_raw_pipeline']:.3f}"
+        )
     memory = result["memory"]
     lines.append(
         f"4. memory, {memory['model']} (VmRSS around {memory['calls']} calls after "
