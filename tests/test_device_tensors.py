@@ -119,3 +119,7 @@ def test_tensor_from_dlpack_passes_numpy_and_tensors_through():
         tensor = runtime.tensor_from_dlpack(array)
         assert np.shares_memory(tensor.to_numpy(), array)
         assert runtime.tensor_from_dlpack(tensor) is tensor
+        relabelled = runtime.tensor_from_dlpack(tensor, layout="HW")
+        assert relabelled.layout == "HW" and np.shares_memory(relabelled.to_numpy(), array)
+        on_gpu = runtime.tensor_from_dlpack(device_tensor((2, 3)), layout="HW")
+        assert type(on_gpu) is DeviceTensor and on_gpu.layout == "HW" and len(on_gpu) == 2

@@ -210,8 +210,11 @@ class InferenceRuntime:
         the model's dtype and layout. Host data (a PyTorch CPU tensor, ...) becomes an
         ordinary :class:`Tensor` over the same memory. The tensor keeps ``data`` alive.
         """
-        if isinstance(data, Tensor):
-            return data
+        if isinstance(data, Tensor):  # already ours: the same memory, the layout as given
+            if layout is None:
+                return data
+            checked = validate_layout(layout, len(data.shape), "tensor_from_dlpack")
+            return type(data)(data._data, checked)
         if isinstance(data, np.ndarray):
             return self.tensor_from_numpy(data, layout)
         if _on_host(data):

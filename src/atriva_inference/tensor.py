@@ -140,6 +140,11 @@ class DeviceTensor(Tensor):
     def device(self) -> str:
         return f"GPU.{self._data.device}"
 
+    def __len__(self) -> int:
+        if not self._data.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
     @property
     def data_ptr(self) -> int:
         """The device address of the first element."""

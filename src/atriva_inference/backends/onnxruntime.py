@@ -211,25 +211,9 @@ class ONNXRuntimeBackend(Backend):
         options: LoadOptions,
         device: str,
     ) -> tuple[Any, bool]:
-        with warnings.catch_warnings(record=True) as caught:
-            # ONNX Runtime only *warns* when a requested provider is missing, then runs on
-            # the CPU; the check below turns that into an error instead.
-            warnings.simplefilter("always")
-            session, from_cache = self._create_session(source, path, providers, options)
-        active = session.get_providers()
-        wanted = _provider_name(providers[0])
-        if active[0] != wanted:
-            said = "; ".join(str(w.message) for w in caught)
-            raise DeviceUnavailableError(
-                f"ONNX Runtime did not activate {wanted} for {device} "
-                f"(active: {', '.join(active)}){f': {said}' if said else ''}; "
-                f"refusing to fall back silently"
-            )
-        for warning in caught:  # anything else ONNX Runtime said still reaches the user
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
-        return session, from_cache
+        return _activated(
+            lambda: self._create_session(source, path, providers, options), providers, device
+        )
 
     def _specialize(
         self,
@@ -270,8 +254,15 @@ class ONNXRuntimeBackend(Backend):
         session_options = ort.SessionOptions()
         session_options.intra_op_num_threads = 1
         session_options.inter_op_num_threads = 1
-        with _translate(ModelLoadError, f"cannot load '{path}' for throughput"):
-            return ort.InferenceSession(_readable(source), session_options, providers=providers)
+
+        def create() -> tuple[Any, bool]:
+            with _translate(ModelLoadError, f"cannot load '{path}' for throughput"):
+                session = ort.InferenceSession(
+                    _readable(source), session_options, providers=providers
+                )
+            return session, False
+
+        return _activated(create, providers, "the async queue")[0]
 
     def _session_options(self, options: LoadOptions) -> Any:
         session_options = ort.SessionOptions()
@@ -325,6 +316,40 @@ class ONNXRuntimeBackend(Backend):
         return digest.hexdigest()[:32]
 
 
+def _activated(
+    create: Callable[[], tuple[Any, bool]], providers: list[Provider], device: str
+) -> tuple[Any, bool]:
+    """``create()`` a session and check its first provider really is active: ONNX Runtime
+    only *warns* when it cannot start one, then runs on the CPU. We refuse instead."""
+    wanted = _provider_name(providers[0])
+    if wanted == _CUDA:
+        _preload_cuda_libraries()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        session, from_cache = create()
+    active = session.get_providers()
+    if active[0] != wanted:
+        said = "; ".join(str(w.message) for w in caught)
+        raise DeviceUnavailableError(
+            f"ONNX Runtime did not activate {wanted} for {device} "
+            f"(active: {', '.join(active)}){f': {said}' if said else ''}; "
+            f"refusing to fall back silently"
+        )
+    for warning in caught:  # anything else ONNX Runtime said still reaches the user
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return session, from_cache
+
+
+@functools.cache
+def _preload_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries pip installed (``onnxruntime-gpu[cuda,cudnn]``), which
+    the dynamic loader does not search; system-wide ones are found anyway. Once a process."""
+    preload = getattr(ort, "preload_dlls", None)  # ONNX Runtime 1.21+
+    if preload is not None:
+        with contextlib.suppress(Exception):  # missing libraries show at the provider check
+            preload()
+
+
 #: A provider as ``ort.InferenceSession(providers=...)`` takes it: a name, or (name, options).
 Provider = str | tuple[str, dict[str, str]]
 
@@ -333,7 +358,9 @@ def _providers_for(device: str) -> list[Provider]:
     """``"GPU.1"`` -> the CUDA provider on device 1, with the CPU for the nodes CUDA lacks."""
     if not device.startswith("GPU"):
         return [_CPU]
-    return [(_CUDA, {"device_id": str(_gpu_index(device))}), _CPU]
+    # FP32 means FP32: ONNX Runtime's CUDA provider computes float32 convolutions and matmuls
+    # in TF32 unless told not to (~1e-3 relative error).
+    return [(_CUDA, {"device_id": str(_gpu_index(device)), "use_tf32": "0"}), _CPU]
 
 
 def _gpu_index(device: str) -> int:
@@ -350,9 +377,11 @@ def _cuda_devices() -> list[str]:
     try:
         from .cuda_memory import gpu_devices
 
-        return gpu_devices()
+        found = gpu_devices()
     except InferenceRuntimeError:  # cuda-python not installed
-        return [f"GPU.{index}" for index in range(_driver_device_count())]
+        found = []
+    # cuda-python built for a newer CUDA than the driver counts none; the driver still knows.
+    return found or [f"GPU.{index}" for index in range(_driver_device_count())]
 
 
 def _driver_device_count() -> int:
@@ -606,6 +635,10 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
     """A request on the CUDA provider: GPU tensors (``cuda_memory.DeviceArray``) are bound in
     place through IOBinding; a stream's outputs stay on the GPU, in buffers allocated once.
 
+    ONNX Runtime copies a host input to the device when it is *bound*, so host inputs are
+    bound again every run (the same frame buffer refilled by a camera must be copied again);
+    device inputs are read in place, so only a different one needs binding.
+
     Written against ONNX Runtime's documented IOBinding/OrtValue API; it has not run on a GPU
     in this project yet (see the README).
     """
@@ -613,20 +646,26 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
     def __init__(self, model: ONNXRuntimeModel, session: Any) -> None:
         super().__init__(model, session)
         self._device_id = _gpu_index(model.device)
-        self._gpu = f"GPU.{self._device_id}"
         self._device_outputs: list[Any] | None = None  # OrtValues on the GPU, static shapes
+        self._has_strings = any(
+            dtype.kind in "USO" for dtype in self._input_dtypes + self._output_dtypes
+        )
 
     def infer(self, inputs: Sequence[Any]) -> list[np.ndarray]:
         if all(type(array) is np.ndarray for array in inputs):
             return super().infer(inputs)  # ONNX Runtime copies host data in and out itself
         started = time.perf_counter_ns()
         with _translate(InferenceFailedError, "ONNX Runtime inference failed on CUDA"):
-            binding = self._session.io_binding()
-            self._bind_inputs(binding, inputs)
+            binding = self._session.io_binding()  # a binding of this run's own
+            for index, array in enumerate(inputs):
+                self._bind_input(binding, index, array)
             for name in self._output_names:
                 binding.bind_output(name, "cpu")
             self._session.run_with_iobinding(binding)
-            outputs = binding.copy_outputs_to_cpu()
+            outputs = [
+                _from_ort_value(value, dtype)
+                for value, dtype in zip(binding.get_outputs(), self._output_dtypes)
+            ]
         self.stats.device_ns += time.perf_counter_ns() - started
         return outputs
 
@@ -634,10 +673,16 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
         """Outputs stay on the GPU: ``DeviceArray`` views of buffers the next run reuses."""
         from .cuda_memory import DeviceArray
 
+        if self._has_strings:  # strings live on the host only
+            return self.infer(inputs)
         started = time.perf_counter_ns()
         with _translate(InferenceFailedError, "ONNX Runtime inference failed on CUDA"):
             binding = self._binding or self._bind_device_outputs()
-            self._bind_inputs(binding, inputs)
+            bound = self._bound
+            for index, array in enumerate(inputs):
+                if type(array) is np.ndarray or array is not bound[index]:
+                    self._bind_input(binding, index, array)
+                    bound[index] = array
             if self._device_outputs is None:  # dynamic outputs: ORT allocates them per run
                 binding.clear_binding_outputs()
                 for name in self._output_names:
@@ -658,30 +703,38 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
             self._device_outputs = []
             for name, dtype, shape in zip(self._output_names, self._output_dtypes, shapes):
                 value = ort.OrtValue.ortvalue_from_shape_and_type(
-                    list(shape), dtype, "cuda", self._device_id
+                    list(shape), _element_type(dtype), "cuda", self._device_id
                 )
                 binding.bind_ortvalue_output(name, value)
                 self._device_outputs.append(value)
         self._binding = binding
         return binding
 
-    def _bind_inputs(self, binding: Any, inputs: Sequence[Any]) -> None:
-        bound = self._bound
-        for index, array in enumerate(inputs):
-            if array is bound[index]:
-                continue
-            name = self._input_names[index]
-            if type(array) is np.ndarray:
-                binding.bind_cpu_input(name, array)
-            else:  # a DeviceArray: the runtime checked it is on this GPU, in the model's dtype
-                binding.bind_input(
-                    name, "cuda", self._device_id, array.dtype, list(array.shape), array.ptr
-                )
-            bound[index] = array
+    def _bind_input(self, binding: Any, index: int, array: Any) -> None:
+        name = self._input_names[index]
+        if type(array) is not np.ndarray:  # a DeviceArray, checked by the runtime: used in place
+            binding.bind_input(
+                name,
+                "cuda",
+                self._device_id,
+                _element_type(array.dtype),
+                list(array.shape),
+                array.ptr,
+            )
+        elif array.dtype.name in _ONNX_ELEMENT_TYPES:  # ml_dtypes: their raw bits as an OrtValue
+            binding.bind_ortvalue_input(name, _to_ort_value(array))
+        else:
+            binding.bind_cpu_input(name, array)
 
     def close(self) -> None:
         super().close()
         self._device_outputs = None
+
+
+def _element_type(dtype: np.dtype) -> Any:
+    """What ONNX Runtime's binding calls take for ``dtype``: the numpy dtype, or the ONNX
+    element type number for the ml_dtypes types its numpy bridge does not know."""
+    return _ONNX_ELEMENT_TYPES.get(dtype.name, dtype)
 
 
 def _to_ort_value(array: np.ndarray) -> Any:
