@@ -253,6 +253,7 @@ class AsyncQueue:
         self._free: dict[Executable, list[BackendRequest]] = {base: list(requests)}
         self._release = weakref.finalize(self, _unregister_queue, model, self._free)
         self._depth = len(requests)
+        self._native_async = all(request.native_async for request in requests)
         # Re-entrant: reaping a dropped failure releases its request from inside a wait.
         self._available = threading.Condition(threading.RLock())
         self._in_flight = 0
@@ -375,8 +376,7 @@ class AsyncQueue:
         self._model._check_open()
         if self._closed:
             raise ModelClosedError("this async queue is closed; create another")
-        requests = next(iter(self._free.values()), [])
-        if requests and not requests[0].native_async:
+        if not self._native_async:
             # No native async API: frames would be handed one by one to worker threads.
             # Workers that pull frames themselves do what raw threaded code does.
             yield from _PullingMap(self, frames).results()
