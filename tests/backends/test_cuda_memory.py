@@ -2,20 +2,25 @@
 
 Without a GPU: the DLPack and CUDA-array-interface parsing (numpy is a real DLPack
 producer on the CPU, and a small ctypes producer below plays a CUDA one whose deleter
-calls are counted), the refusals, and the no-driver behaviour of the real cuda-python.
-With a GPU (``@pytest.mark.gpu``): allocation, copies, streams, events, leaks, and the
-zero-copy hand-off with CuPy and PyTorch.
+calls are counted), the refusals, the stream and event flags (blocking streams, blocking-sync
+events), and the no-driver behaviour of the real cuda-python.
+With a GPU (``@pytest.mark.gpu``): allocation, copies, streams (ordering after the legacy
+default stream), events (waiting without spinning), leaks, and the zero-copy hand-off with
+CuPy and PyTorch.
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
+import importlib
+import inspect
 import re
 import subprocess
 import sys
 import threading
 import time
+import warnings
 import weakref
 
 import ml_dtypes
@@ -652,8 +657,10 @@ def test_without_a_driver_there_are_no_gpus():
         lambda: cm.PinnedBuffer(16),
         lambda: cm.PinnedBuffer(0),
         lambda: cm.Stream(0),
+        lambda: cm.Stream(0, blocking=False),
         lambda: cm.Event(0),
         lambda: cm.Event(0, timing=True),
+        lambda: cm.Event(0, blocking_sync=False),
         lambda: cm.use_device(0),
         lambda: cm.device_properties(0),
         lambda: cm.DeviceArray(0x1000, (4,), np.float32, 0).to_numpy(),
@@ -664,8 +671,10 @@ def test_without_a_driver_there_are_no_gpus():
         "pinned",
         "pinned0",
         "stream",
+        "non_blocking_stream",
         "event",
         "timing_event",
+        "spinning_event",
         "use",
         "props",
         "to_numpy",
@@ -688,6 +697,49 @@ def test_arguments_are_checked_before_cuda_is_asked():
         cm.PinnedBuffer(1.5)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match=r"device index.*True"):
         cm.Stream(True)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"blocking must be True or False, got None"):
+        cm.Stream(0, blocking=None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"blocking_sync must be True or False.*'yes'"):
+        cm.Event(0, blocking_sync="yes")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"timing must be True or False, got 1"):
+        cm.Event(0, timing=1)  # type: ignore[arg-type]
+
+
+@needs_cuda_python
+def test_streams_are_blocking_unless_asked_otherwise():
+    # Blocking (cudaStreamDefault): ordered after CuPy's and PyTorch's legacy-default-stream
+    # work, which is what a request reading their arrays needs; the safe default.
+    assert inspect.signature(cm.Stream).parameters["blocking"].default is True
+    assert cm.stream_flags(True) == int(rt.cudaStreamDefault) == 0
+    assert cm.stream_flags(False) == int(rt.cudaStreamNonBlocking) == 1
+
+
+@needs_cuda_python
+@pytest.mark.parametrize(
+    ("timing", "blocking_sync", "names"),
+    [
+        (False, True, ["cudaEventDisableTiming", "cudaEventBlockingSync"]),
+        (True, True, ["cudaEventDefault", "cudaEventBlockingSync"]),
+        (False, False, ["cudaEventDisableTiming"]),
+        (True, False, ["cudaEventDefault"]),
+    ],
+)
+def test_event_flags_follow_timing_and_blocking_sync(timing, blocking_sync, names):
+    expected = 0
+    for name in names:
+        expected |= int(getattr(rt, name))
+    assert cm.event_flags(timing=timing, blocking_sync=blocking_sync) == expected
+    has_blocking = bool(expected & int(rt.cudaEventBlockingSync))
+    assert has_blocking is blocking_sync
+
+
+@needs_cuda_python
+def test_events_wait_without_spinning_unless_asked_otherwise():
+    parameters = inspect.signature(cm.Event).parameters
+    assert parameters["blocking_sync"].default is True
+    assert parameters["timing"].default is False
+    default = cm.event_flags(timing=False, blocking_sync=True)
+    assert default & int(rt.cudaEventBlockingSync)
 
 
 def test_missing_cuda_python_is_backend_unavailable_naming_the_package(monkeypatch):
@@ -719,15 +771,43 @@ def test_importing_the_module_needs_no_cuda_python():
 # ---------------------------------------------------------------------------------------
 
 
+def _import_quietly(name: str, why: str, probe) -> object:
+    """Import ``name`` and ``probe`` it with warnings caught: pytest turns warnings into
+    errors here, and CuPy or PyTorch warn on import or first use when they cannot use the
+    GPU (no CUDA path, an old driver). Such a library skips the test with the reason."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            module = importlib.import_module(name)
+            problem = probe(module)
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        said = "; ".join(str(warning.message) for warning in caught)
+    if problem:
+        pytest.skip(f"needs a usable {why}: {problem}" + (f" (warned: {said})" if said else ""))
+    return module
+
+
+def _cupy_problem(cupy) -> str | None:
+    count = cupy.cuda.runtime.getDeviceCount()
+    if not count:
+        return "CuPy sees no GPU"
+    int(cupy.arange(4, dtype=cupy.float32).sum().item())  # compiles a kernel
+    return None
+
+
+def _torch_problem(torch) -> str | None:
+    if not torch.cuda.is_available():
+        return "a CUDA build of PyTorch (torch.cuda.is_available() is False)"
+    return None
+
+
 def _cupy():
-    return pytest.importorskip("cupy", reason="needs CuPy for the DLPack hand-off")
+    return _import_quietly("cupy", "CuPy for the DLPack hand-off", _cupy_problem)
 
 
 def _torch_cuda():
-    torch = pytest.importorskip("torch", reason="needs PyTorch for the DLPack hand-off")
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA build of PyTorch: torch.cuda.is_available() is False")
-    return torch
+    return _import_quietly("torch", "PyTorch for the DLPack hand-off", _torch_problem)
 
 
 @pytest.mark.gpu
@@ -806,6 +886,59 @@ def test_gpu_pinned_view_outlives_close_and_growth():
     pinned.close()
     gc.collect()
     np.testing.assert_array_equal(view, np.arange(16))
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_streams_have_the_flags_asked_for():
+    for blocking, expected in ((True, rt.cudaStreamDefault), (False, rt.cudaStreamNonBlocking)):
+        stream = cm.Stream(0, blocking=blocking)
+        assert cm.check(rt.cudaStreamGetFlags(stream.handle), "flags") == int(expected)
+        assert stream.blocking is blocking
+        stream.close()
+    assert cm.Stream(0).blocking is True
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_blocking_stream_waits_for_legacy_default_stream_work():
+    # What CuPy/PyTorch do by default: long work, then the write we read, both on the legacy
+    # default stream; our blocking stream must read only after the write, with no sync.
+    nbytes = 1 << 29
+    big_src, big_dst = cm.DeviceBuffer(nbytes, 0), cm.DeviceBuffer(nbytes, 0)
+    target = cm.DeviceBuffer(4096, 0)
+    cm.check(rt.cudaMemset(target.ptr, 0, 4096), "clear")
+    stream = cm.Stream(0)
+    legacy = rt.cudaStreamLegacy
+    kind = rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
+    for frame in range(1, 4):
+        for _ in range(8):  # several milliseconds of device work ahead of the write
+            cm.check(rt.cudaMemcpyAsync(big_dst.ptr, big_src.ptr, nbytes, kind, legacy), "copy")
+        cm.check(rt.cudaMemsetAsync(target.ptr, frame, 4096, legacy), "write")
+        out = cm.PinnedBuffer(4096).array(np.uint8, (4096,))
+        cm.copy_to_host(out, target.ptr, stream)
+        stream.synchronize()
+        assert np.all(out == frame), f"frame {frame}: read before the legacy stream wrote it"
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_waiting_on_a_default_event_does_not_spin_a_core():
+    stream, device, target = _busy(1 << 30)
+    event = cm.Event(0)  # blocking_sync by default
+    assert event.blocking_sync is True
+    for _ in range(8):  # 8 GiB device-to-pinned: well over 50 ms on any PCIe
+        cm.copy_to_host(target, device.ptr, stream)
+    event.record(stream)
+    cpu_before, wall_before = time.thread_time(), time.perf_counter()
+    event.synchronize()
+    cpu, wall = time.thread_time() - cpu_before, time.perf_counter() - wall_before
+    assert event.query() is True
+    assert wall > 0.02, f"the copies finished too fast ({wall * 1e3:.1f} ms) to tell"
+    # Spinning would cost about as much CPU time as the wall time waited.
+    assert cpu < 0.25 * wall, (
+        f"the waiting thread used {cpu * 1e3:.1f} ms CPU in {wall * 1e3:.1f} ms"
+    )
 
 
 def _busy(nbytes: int):

@@ -27,6 +27,12 @@ on the legacy default stream (the protocol's ``stream=None``) and we synchronize
 stream; for the CUDA array interface we synchronize the producer's stream. (PyTorch takes
 ``stream=None`` as "no ordering at all": with a non-default current torch stream, pass
 ``stream=``.)
+
+That orders the writes made *before* the hand-off. An array wrapped once and refilled
+every frame is ordered by the stream itself: :class:`Stream` is blocking by default, so
+its work waits for what CuPy or PyTorch queued on the legacy default stream (see
+:class:`Stream`). Events are created with ``cudaEventBlockingSync`` by default, so a host
+thread waiting on one sleeps instead of spinning (see :class:`Event`).
 """
 
 from __future__ import annotations
@@ -70,10 +76,12 @@ __all__ = [
     "cuda_runtime",
     "device_count",
     "device_properties",
+    "event_flags",
     "gpu_devices",
     "read_cuda_array_interface",
     "read_dlpack",
     "read_dlpack_capsule",
+    "stream_flags",
     "use_device",
 ]
 
@@ -474,16 +482,68 @@ class PinnedBuffer(_Buffer):
 # --------------------------------------------------------------------------------------
 
 
-class Stream:
-    """A non-blocking CUDA stream on one GPU (no implicit sync with the default stream)."""
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidInputError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
-    def __init__(self, device: int) -> None:
+
+def stream_flags(blocking: bool) -> int:
+    """The ``cudaStreamCreateWithFlags`` flags of a :class:`Stream`.
+
+    ``cudaStreamDefault`` (0) for a blocking stream, ``cudaStreamNonBlocking`` otherwise.
+    """
+    blocking = _flag(blocking, "blocking")
+    rt = cuda_runtime()
+    return int(rt.cudaStreamDefault if blocking else rt.cudaStreamNonBlocking)
+
+
+def event_flags(*, timing: bool, blocking_sync: bool) -> int:
+    """The ``cudaEventCreateWithFlags`` flags of an :class:`Event`.
+
+    ``cudaEventDisableTiming`` unless ``timing`` (cheaper to record and wait on);
+    ``cudaEventBlockingSync`` with ``blocking_sync`` (a host waiting in
+    ``cudaEventSynchronize`` sleeps instead of spinning a CPU core).
+    """
+    timing = _flag(timing, "timing")
+    blocking_sync = _flag(blocking_sync, "blocking_sync")
+    rt = cuda_runtime()
+    flags = int(rt.cudaEventDefault if timing else rt.cudaEventDisableTiming)
+    if blocking_sync:
+        flags |= int(rt.cudaEventBlockingSync)
+    return flags
+
+
+class Stream:
+    """A CUDA stream on one GPU.
+
+    ``blocking=True`` (the default, ``cudaStreamDefault``): work on the stream is ordered
+    with the *legacy default stream* in both directions -- it starts only after work queued
+    there before it and work queued there later waits for it. That is where CuPy and
+    PyTorch put their work unless told otherwise, so a GPU array they refill every frame is
+    complete before our work reads it, with no synchronization by the caller. TensorRT
+    requests use blocking streams for that reason. Blocking streams do not wait for each
+    other, so requests still overlap; the cost is that anything queued on the legacy
+    default stream (a plain ``cudaMemcpy``, :meth:`DeviceArray.to_numpy` without a
+    stream) also waits for them.
+
+    ``blocking=False`` (``cudaStreamNonBlocking``): no implicit ordering with the legacy
+    default stream; whoever shares data with it must order the work themselves (an
+    event, or ``DeviceArray.from_object(..., stream=)``).
+
+    Neither orders anything with a per-thread default stream or another library's own
+    streams (e.g. a non-default ``torch.cuda.Stream``): such producers must synchronize,
+    or hand their arrays over with ``DeviceArray.from_object(obj, stream=...)``.
+    """
+
+    def __init__(self, device: int, *, blocking: bool = True) -> None:
         self.device = _device_index(device)
+        flags = stream_flags(blocking)
+        self.blocking = bool(blocking)
         self.handle = 0
         use_device(self.device)
-        rt = cuda_runtime()
         handle = check(
-            rt.cudaStreamCreateWithFlags(rt.cudaStreamNonBlocking),
+            cuda_runtime().cudaStreamCreateWithFlags(flags),
             f"cannot create a CUDA stream on GPU.{self.device}",
         )
         self.handle = int(handle)
@@ -510,7 +570,8 @@ class Stream:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Stream(GPU.{self.device}, {self.handle:#x})"
+        kind = "blocking" if self.blocking else "non-blocking"
+        return f"Stream(GPU.{self.device}, {self.handle:#x}, {kind})"
 
 
 def _live(stream: Stream) -> int:
@@ -524,18 +585,26 @@ def _live(stream: Stream) -> int:
 
 
 class Event:
-    """A CUDA event on one GPU: completion queries, waits and (``timing=True``) timings."""
+    """A CUDA event on one GPU: completion queries, waits and (``timing=True``) timings.
 
-    def __init__(self, device: int, timing: bool = False) -> None:
+    ``blocking_sync=True`` (the default) creates it with ``cudaEventBlockingSync``, so
+    :meth:`synchronize` puts the waiting thread to sleep until the GPU signals completion;
+    without it ``cudaEventSynchronize`` busy-waits, holding a CPU core at 100% for the
+    whole wait (cuda-python's documentation of ``cudaEventSynchronize``). Waking costs a
+    little latency, so events that are never waited on by the host (only
+    ``cudaStreamWaitEvent`` or :meth:`query`) are cheaper with ``blocking_sync=False``.
+    """
+
+    def __init__(self, device: int, timing: bool = False, *, blocking_sync: bool = True) -> None:
         self.device = _device_index(device)
+        flags = event_flags(timing=timing, blocking_sync=blocking_sync)
         self.timing = bool(timing)
+        self.blocking_sync = bool(blocking_sync)
         self.handle = 0
         use_device(self.device)
-        rt = cuda_runtime()
-        # Events without timing are cheaper to record and to wait on.
-        flags = rt.cudaEventDefault if self.timing else rt.cudaEventDisableTiming
         handle = check(
-            rt.cudaEventCreateWithFlags(flags), f"cannot create a CUDA event on GPU.{self.device}"
+            cuda_runtime().cudaEventCreateWithFlags(flags),
+            f"cannot create a CUDA event on GPU.{self.device}",
         )
         self.handle = int(handle)
         self._finalizer = weakref.finalize(
@@ -574,7 +643,8 @@ class Event:
         return False  # pragma: no cover - check raised
 
     def synchronize(self) -> None:
-        """Block until the recorded work is complete (cuda-python releases the GIL)."""
+        """Block until the recorded work is complete (cuda-python releases the GIL); the
+        thread sleeps with ``blocking_sync``, else it spins."""
         check(
             cuda_runtime().cudaEventSynchronize(self._live()),
             f"work before a CUDA event on GPU.{self.device} failed",
@@ -600,7 +670,10 @@ class Event:
         self._finalizer()
 
     def __repr__(self) -> str:
-        return f"Event(GPU.{self.device}, {self.handle:#x}, timing={self.timing})"
+        return (
+            f"Event(GPU.{self.device}, {self.handle:#x}, timing={self.timing}, "
+            f"blocking_sync={self.blocking_sync})"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -1065,7 +1138,7 @@ def _order_after_producer(producer: int, device: int, stream: Stream | None) -> 
             f"waiting for the producer's stream {producer:#x} on GPU.{device} failed",
         )
         return
-    event = Event(device)
+    event = Event(device, blocking_sync=False)  # only a stream waits on it: no host wake-up
     try:
         check(
             rt.cudaEventRecord(event.handle, producer),
@@ -1202,8 +1275,9 @@ class DeviceArray:
                 )
             if stream is None or not took_stream:
                 # The producer ordered its writes on the legacy default stream (or, asked
-                # without a stream, promised nothing); ours are non-blocking streams that
-                # would not wait for it, so the host waits here.
+                # without a stream, promised nothing). A blocking Stream would wait for that
+                # stream, but the array may go anywhere (a non-blocking stream, another
+                # library), so the host waits here once.
                 use_device(device)
                 check(
                     cuda_runtime().cudaStreamSynchronize(cuda_runtime().cudaStreamLegacy),
@@ -1257,8 +1331,8 @@ class DeviceArray:
         """A host copy; returns when it is complete.
 
         Without ``stream`` the copy runs on the legacy default stream (it waits for work on
-        blocking streams but not on non-blocking ones such as :class:`Stream`): pass the
-        stream that wrote the data to order the copy after it.
+        blocking streams, :class:`Stream`'s default, but not on ``blocking=False`` ones):
+        pass the stream that wrote the data to order the copy after it.
         """
         out = np.empty(self.shape, self.dtype)
         if self.nbytes == 0:

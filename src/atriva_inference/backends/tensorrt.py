@@ -11,10 +11,14 @@ the refusal when TensorRT is absent, broken or too old, and the pure parts -- th
 precision and typing decisions (:func:`network_creation_flags`, :func:`plan_build`,
 :func:`model_precision`), optimization-profile computation (:func:`optimization_profile`)
 and selection (:func:`select_profile`), when ``shapes=`` frees declared dims
-(:func:`shapes_need_dynamic`), the engine-cache key and directory, the dtype table. Not
-verified: building, the on-disk engine cache round trip, execution, reduced-precision and
-INT8 builds, asynchronous completion on a CUDA event, zero-copy device inputs, per-layer
-profiling (the tests for those are marked ``gpu`` and skip here).
+(:func:`shapes_need_dynamic`), the engine-cache key and directory, the dtype table, the
+per-thread error log behind the process-wide logger (:class:`ErrorLog`,
+:func:`process_logger` over a stand-in ``ILogger``), the alignment rule for zero-copy
+inputs (:func:`binds_in_place`) and the refusal of the worker pool after shutdown
+(:func:`submit_wait`). Not verified: building, the on-disk engine cache round trip,
+execution, reduced-precision and INT8 builds, asynchronous completion on a CUDA event,
+zero-copy and realigned device inputs, device-resident outputs, stream ordering with CuPy,
+per-layer profiling (the tests for those are marked ``gpu`` and skip here).
 
 How it works:
 
@@ -49,15 +53,26 @@ How it works:
   opt-out. The older rule "one profile per concurrent context" (still quoted from
   pre-10 developer guides) is why TensorRT older than 10 is refused at start, rather than
   duplicating the profile per request at build time.
+* TensorRT keeps one logger per process, so every backend shares one logger
+  (:func:`process_logger`), created with the first backend and never freed; it keeps
+  ERROR messages per thread, so a failure is reported with TensorRT's words to the thread
+  whose call failed.
 * Each request has its own CUDA stream, device buffers grown only when a larger shape
-  comes, and pinned host staging. A ``cuda_memory.DeviceArray`` input already on the
-  model's GPU is bound in place (zero-copy). An async request completes on a CUDA event,
-  waited for on the shared executor thread pool.
+  comes, and pinned host staging. The stream is blocking (ordered after work on the legacy
+  default stream, where CuPy and PyTorch work by default; see :class:`TensorRTRequest`).
+  A ``cuda_memory.DeviceArray`` input already on the model's GPU is bound in place
+  (zero-copy) when 256-byte aligned, as TensorRT requires, and copied on the device
+  otherwise. ``infer`` returns host arrays the caller owns; ``infer_bound`` (the runtime's
+  streams) returns ``DeviceArray`` views of the device output buffers, valid until the
+  request's next run, as ONNX Runtime's CUDA requests do. An async request completes on a
+  blocking-sync CUDA event, waited for (asleep, not spinning) on the shared executor
+  thread pool.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import importlib
 import json
@@ -67,7 +82,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
@@ -100,11 +116,14 @@ from .base import (
 __all__ = [
     "DEFAULT_BATCH_RANGE",
     "MIN_TENSORRT_MAJOR",
+    "TENSOR_ALIGNMENT",
     "BuildPlan",
+    "ErrorLog",
     "ShapeRange",
     "TensorRTBackend",
     "TensorRTModel",
     "TensorRTRequest",
+    "binds_in_place",
     "check_engine_shapes",
     "check_tensorrt_version",
     "engine_cache_dir",
@@ -116,8 +135,10 @@ __all__ = [
     "numpy_dtype_for",
     "optimization_profile",
     "plan_build",
+    "process_logger",
     "select_profile",
     "shapes_need_dynamic",
+    "submit_wait",
     "weak_typing",
 ]
 
@@ -133,6 +154,9 @@ _CACHE_FORMAT = 2
 MIN_TENSORRT_MAJOR = 10
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+#: The alignment TensorRT requires of every tensor address (see :func:`binds_in_place`).
+TENSOR_ALIGNMENT = 256
 
 # TensorRT DataType member names -> numpy dtypes, for the types ``trt.nptype`` cannot
 # name (bf16, fp8, e8m0 have ml_dtypes equivalents). INT4/FP4 pack two values per byte on
@@ -647,6 +671,34 @@ def device_index(device: str) -> int:
     return int(index) if index else 0
 
 
+def binds_in_place(ptr: int) -> bool:
+    """Whether a GPU input at device address ``ptr`` can be bound as it is.
+
+    TensorRT requires every tensor address to be 256-byte aligned (NvInferRuntime.h,
+    ``IExecutionContext::setTensorAddress``: "The pointer must have at least 256-byte
+    alignment") and refuses null. CUDA allocations are aligned, but a view at an offset
+    (one image of a batch, a DLPack ``byte_offset``) need not be: such an input is copied
+    into the request's own device buffer on its stream instead (device to device).
+    """
+    return ptr != 0 and ptr % TENSOR_ALIGNMENT == 0
+
+
+def submit_wait(executor: Executor, wait: Callable[..., None], *args: Any) -> None:
+    """Hand ``wait(*args)`` to ``executor``; its refusal (``RuntimeError`` once the pool or
+    the interpreter is shutting down) becomes :class:`InferenceFailedError`, chained.
+
+    The caller then knows nothing was handed over: ``wait`` will not run, so it must not
+    expect a completion callback (the request's ``start`` raises instead)."""
+    try:
+        executor.submit(wait, *args)
+    except RuntimeError as exc:
+        raise InferenceFailedError(
+            f"cannot complete an asynchronous TensorRT inference: it needs a thread of the "
+            f"shared worker pool to wait for the GPU, and the pool refused ({exc}); "
+            f"expected a running interpreter, not one shutting down"
+        ) from exc
+
+
 # -- TensorRT glue -------------------------------------------------------------------------
 def _import_tensorrt() -> ModuleType:
     try:
@@ -679,31 +731,94 @@ def _trt_classes(trt: ModuleType) -> tuple[type, type]:
         return _classes[key]
 
 
-def _make_logger_class(trt: ModuleType) -> type:
-    error_levels = (trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR)
+class ErrorLog:
+    """TensorRT's error messages, kept per thread so that concurrent builds and requests
+    each read their own.
 
-    class ErrorCollector(trt.ILogger):  # type: ignore[misc,name-defined]
-        """Keeps TensorRT's ERROR messages so a failure (a None engine, a False from
-        execute_async_v3) is raised with TensorRT's own words instead of printed."""
+    The logic of the process-wide logger (:func:`process_logger`), which borrows
+    :meth:`log` and :meth:`take`; plain Python so that it is tested without TensorRT.
+    ``keep_max``: the highest severity kept (TensorRT's ``ILogger.Severity``:
+    0 INTERNAL_ERROR, 1 ERROR, 2 WARNING, 3 INFO, 4 VERBOSE).
+
+    A message logged by a thread that never called :meth:`take` (a worker thread of
+    TensorRT's own, if it has any) cannot be attributed: it is kept apart and handed to
+    the next :meth:`take` that has nothing of its own -- best effort, better than losing
+    the only explanation of a failed build.
+    """
+
+    def __init__(self, keep_max: int = 1, limit: int = 32) -> None:
+        self._keep_max = int(keep_max)
+        self._limit = int(limit)
+        self._local = threading.local()
+        self._unattributed: deque[str] = deque(maxlen=self._limit)
+
+    def log(self, severity: Any, msg: Any) -> None:
+        """TensorRT's callback, for every message at every severity (VERBOSE and INFO by
+        the thousand during a build, each taking the GIL): below what is kept it returns
+        before doing anything else."""
+        if int(severity) > self._keep_max:
+            return
+        errors = getattr(self._local, "errors", None)
+        (self._unattributed if errors is None else errors).append(str(msg).strip())
+
+    def take(self) -> str:
+        """This thread's errors logged since its last take, joined, then forgotten (call
+        it before a TensorRT call to drop stale ones)."""
+        errors = getattr(self._local, "errors", None)
+        if errors is None:
+            errors = self._local.errors = deque(maxlen=self._limit)
+        taken = list(errors)
+        errors.clear()  # only this thread appends to it
+        if not taken:
+            while True:  # popleft is atomic: other threads may append meanwhile
+                try:
+                    taken.append(self._unattributed.popleft())
+                except IndexError:
+                    break
+        return "; ".join(taken)
+
+
+def _make_logger_class(trt: ModuleType) -> type:
+    class ProcessLogger(trt.ILogger):  # type: ignore[misc,name-defined]
+        """TensorRT's logger for this process: keeps the ERROR messages (per thread) so a
+        failure (a None engine, a False from execute_async_v3) is raised with TensorRT's
+        own words instead of printed."""
 
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
-            self._lock = threading.Lock()
-            self._errors: deque[str] = deque(maxlen=32)
+            ErrorLog.__init__(self, keep_max=int(trt.ILogger.ERROR))  # type: ignore[arg-type]
 
-        def log(self, severity: Any, msg: str) -> None:
-            if severity in error_levels:
-                with self._lock:
-                    self._errors.append(str(msg).strip())
+        # ErrorLog's functions, not a second base: pybind11 classes and Python mixins.
+        log = ErrorLog.log
+        take = ErrorLog.take
 
-        def take(self) -> str:
-            """The errors logged since the last take, joined; forgotten afterwards."""
-            with self._lock:
-                text = "; ".join(self._errors)
-                self._errors.clear()
-            return text
+    return ProcessLogger
 
-    return ErrorCollector
+
+_loggers_lock = threading.Lock()
+_loggers: dict[int, Any] = {}
+
+
+def process_logger(trt: ModuleType) -> Any:
+    """The one TensorRT logger of this process, created on first use and never freed.
+
+    TensorRT keeps a single logger pointer per process: the first ``Runtime``/``Builder``
+    sets it and later ones with another logger are ignored ("the existing value will be
+    used instead", NVIDIA/TensorRT#1475). One logger per backend would hide the errors of
+    every backend but the first from their callers, and freeing the first while another
+    lives would leave TensorRT calling a freed Python object. So every backend shares this
+    one, and it is made immortal (its reference count is raised and never lowered), which
+    also keeps it valid for TensorRT objects still alive at interpreter exit.
+    """
+    key = id(trt)
+    with _loggers_lock:
+        logger = _loggers.get(key)
+        if logger is None:
+            logger_class, _ = _trt_classes(trt)
+            logger = logger_class()
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(logger))  # never freed
+            _loggers[key] = logger
+        return logger
 
 
 def _make_profiler_class(trt: ModuleType) -> type:
@@ -805,8 +920,7 @@ class TensorRTBackend(Backend):
         check_tensorrt_version(getattr(self._trt, "__version__", ""))
         _cuda_memory().cuda_runtime()  # cuda-python missing: BackendUnavailableError now
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
-        logger_class, _ = _trt_classes(self._trt)
-        self._logger = logger_class()
+        self._logger = process_logger(self._trt)  # shared: TensorRT keeps only one
         self._runtime: Any = None
         self._lock = threading.Lock()
 
@@ -1155,7 +1269,16 @@ class TensorRTModel(LoadedModel):
 
 
 class TensorRTRequest(BackendRequest):
-    """One execution context with its own stream, device buffers and pinned staging."""
+    """One execution context with its own stream, device buffers and pinned staging.
+
+    The stream is a *blocking* CUDA stream (``cuda_memory.Stream``'s default): its work
+    waits for what was queued before it on the legacy default stream, where CuPy and
+    PyTorch work by default, so a GPU input they refill every frame is read only once
+    written, without the caller synchronizing. (Work on a per-thread default stream or a
+    library's own stream is not covered: synchronize it, or wrap the array again with
+    ``DeviceArray.from_object(obj, stream=...)``.) The event an asynchronous run is waited
+    on is created with blocking sync, so the waiting pool thread sleeps instead of spinning.
+    """
 
     native_async = True
 
@@ -1181,10 +1304,12 @@ class TensorRTRequest(BackendRequest):
         if self._context is None:
             said = model.logger.take() or "no message (out of GPU memory?)"
             raise InferenceFailedError(f"TensorRT cannot create an execution context: {said}")
-        self._stream = cuda_memory.Stream(self._index)
-        self._started = cuda_memory.Event(self._index, timing=True)
-        self._executed = cuda_memory.Event(self._index, timing=True)
-        self._copied = cuda_memory.Event(self._index)
+        self._stream = cuda_memory.Stream(self._index, blocking=True)
+        # Only _copied is waited on by the host: it sleeps there (blocking sync). The timing
+        # events are read after it completes, so they need no host wake-up of their own.
+        self._started = cuda_memory.Event(self._index, timing=True, blocking_sync=False)
+        self._executed = cuda_memory.Event(self._index, timing=True, blocking_sync=False)
+        self._copied = cuda_memory.Event(self._index, blocking_sync=True)
         self._device_buffers: list[Any] = [None] * count  # inputs first, then outputs
         self._pinned: list[Any] = [None] * count
         self._addresses: list[int] = [0] * count  # what set_tensor_address holds now
@@ -1205,30 +1330,46 @@ class TensorRTRequest(BackendRequest):
 
     # -- running ---------------------------------------------------------------------
     def infer(self, inputs: Sequence[Any]) -> list[np.ndarray]:
-        views = self._run(inputs)
+        """Host arrays the caller owns (copied out of the pinned staging)."""
+        views = self._run(inputs, to_host=True)
         return [view.copy() for view in views]
 
-    def infer_bound(self, inputs: Sequence[Any]) -> list[np.ndarray]:
-        """Views of the pinned output buffers: valid until this request's next run."""
-        return self._run(inputs)
+    def infer_bound(self, inputs: Sequence[Any]) -> list[Any]:
+        """Outputs stay on the GPU: ``cuda_memory.DeviceArray`` views of this request's
+        device output buffers, complete on return (the stream is synchronized) and valid
+        until this request's next run, as ONNX Runtime's CUDA requests return them. No
+        device-to-host copy is made; ``to_numpy()`` makes one when asked."""
+        return self._run(inputs, to_host=False)
 
-    def _run(self, inputs: Sequence[Any]) -> list[np.ndarray]:
-        views = self._enqueue(inputs)
+    def _run(self, inputs: Sequence[Any], *, to_host: bool) -> list[Any]:
+        views = self._enqueue(inputs, to_host=to_host)
         with _translate(InferenceFailedError, "TensorRT inference failed"):
             self._stream.synchronize()
             self._count_device_time()
         return views
 
     def start(self, inputs: Sequence[Any], on_done: DoneCallback) -> None:
-        """Enqueue everything now; a shared worker waits on the CUDA event, then reports."""
-        views = self._enqueue(inputs)
-        with _translate(InferenceFailedError, "TensorRT inference failed"):
-            self._copied.record(self._stream)
-        _async_executor().submit(self._wait_and_report, views, on_done)
+        """Enqueue everything now; a shared pool thread waits on the CUDA event, then
+        reports through ``on_done`` (exactly once). When this raises, nothing was handed
+        to the pool and ``on_done`` is never called: the error is the caller's, as the
+        base contract has it (the async request resets itself)."""
+        views = self._enqueue(inputs, to_host=True)
+        try:
+            with _translate(InferenceFailedError, "TensorRT inference failed"):
+                self._copied.record(self._stream)
+            submit_wait(_async_executor(), self._wait_and_report, views, on_done)
+        except BaseException:
+            # Nobody will wait for the queued work: it must end before the buffers are reused.
+            with contextlib.suppress(Exception):
+                self._stream.synchronize()
+            raise
 
     def _wait_and_report(self, views: list[np.ndarray], on_done: DoneCallback) -> None:
         try:
             with _translate(InferenceFailedError, "asynchronous TensorRT inference failed"):
+                # A pool thread starts with GPU.0 current: without this, waiting for a model
+                # on GPU.1 would make CUDA create a context (device memory) on GPU.0 too.
+                self._cm.use_device(self._index)
                 self._copied.synchronize()
                 self._count_device_time()
             outputs = [view.copy() for view in views]
@@ -1240,9 +1381,10 @@ class TensorRTRequest(BackendRequest):
     def _count_device_time(self) -> None:
         self.stats.device_ns += int(self._executed.elapsed_ms(self._started) * 1e6)
 
-    def _enqueue(self, inputs: Sequence[Any]) -> list[np.ndarray]:
-        """Stage, bind, execute and copy back on the stream; returns the pinned output views
-        (filled once the stream reaches them)."""
+    def _enqueue(self, inputs: Sequence[Any], *, to_host: bool) -> list[Any]:
+        """Stage, bind and execute on the stream, and with ``to_host`` copy the outputs to
+        pinned memory; returns the pinned views, else views of the device output buffers
+        (either filled once the stream reaches them)."""
         if self._context is None:
             raise ModelClosedError("this TensorRT request is closed; create another")
         if len(inputs) != len(self._input_names):
@@ -1253,14 +1395,14 @@ class TensorRTRequest(BackendRequest):
         self._cm.use_device(self._index)  # the calling thread may be a fresh worker
         try:
             with _translate(InferenceFailedError, "TensorRT inference failed"):
-                return self._enqueue_on_stream(inputs)
+                return self._enqueue_on_stream(inputs, to_host)
         except BaseException:
             # Nothing may still read the staging buffers when the caller retries.
             with contextlib.suppress(Exception):
                 self._stream.synchronize()
             raise
 
-    def _enqueue_on_stream(self, inputs: Sequence[Any]) -> list[np.ndarray]:
+    def _enqueue_on_stream(self, inputs: Sequence[Any], to_host: bool) -> list[Any]:
         cm, context, stream = self._cm, self._context, self._stream
         shapes = {name: tuple(value.shape) for name, value in zip(self._input_names, inputs)}
         profile = select_profile(self._profiles, shapes, prefer=self._profile)
@@ -1292,20 +1434,26 @@ class TensorRTRequest(BackendRequest):
             dtype = self._output_dtypes[offset]
             nbytes = math.prod(shape) * dtype.itemsize
             self._bind(index, name, self._device_memory(index, nbytes))
-            views.append(self._pinned_buffer(index, nbytes).array(dtype, shape))
+            if to_host:
+                views.append(self._pinned_buffer(index, nbytes).array(dtype, shape))
+            else:
+                views.append(self._device_buffers[index].array(dtype, shape))
         self._started.record(stream)
         self._logger.take()
         if not context.execute_async_v3(stream.handle):
             said = self._logger.take() or "no message"
             raise InferenceFailedError(f"TensorRT could not run the engine: {said}")
         self._executed.record(stream)
-        for offset, view in enumerate(views):
-            cm.copy_to_host(view, self._addresses[first_output + offset], stream)
+        if to_host:
+            for offset, view in enumerate(views):
+                cm.copy_to_host(view, self._addresses[first_output + offset], stream)
         return views
 
     def _stage_input(self, index: int, name: str, value: Any) -> int:
         """The device address of input ``index``: the caller's own for a DeviceArray
-        (zero-copy), else a device buffer its pinned copy is sent to."""
+        (zero-copy) when TensorRT can bind it (:func:`binds_in_place`), else the request's
+        device buffer, which a misaligned DeviceArray is copied into on the device and host
+        data through pinned staging."""
         dtype = self._input_dtypes[index]
         if isinstance(value, np.ndarray):
             if value.dtype != dtype:
@@ -1331,7 +1479,13 @@ class TensorRTRequest(BackendRequest):
                 f"input '{name}': expected {dtype.name} data on the GPU, got "
                 f"{np.dtype(value.dtype).name} (GPU data is used in place, never converted)"
             )
-        return int(value.ptr)
+        ptr = int(value.ptr)
+        if binds_in_place(ptr):
+            return ptr
+        address = self._device_memory(index, value.nbytes)
+        # On the request stream: ordered after the producer's writes like a bound input.
+        self._cm.copy_on_device(address, ptr, value.nbytes, self._stream)
+        return address
 
     def _bind(self, index: int, name: str, address: int) -> None:
         if address != self._addresses[index]:
