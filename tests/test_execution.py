@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import threading
 import time
 import tracemalloc
@@ -10,7 +11,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from atriva_inference import InferenceTimeoutError, InvalidInputError
+from atriva_inference import InferenceTimeoutError, InvalidInputError, ModelClosedError
 from atriva_inference.backends.base import TIMELINE_LENGTH
 
 ATOL = 1e-4
@@ -106,11 +107,12 @@ def test_queue_errors_surface_at_wait_and_in_map(runtime, backend, conv_net):
         result.wait(10)
     with pytest.raises(InvalidInputError):
         queue.submit({"input": np.zeros((2, 2), np.float32)})
-    frames = [*frames_of(2), {"input": np.zeros((9,), np.float32)}]
-    produced = queue.map(frames)
-    assert "output" in next(produced)
+    frames = [*frames_of(2), {"input": np.zeros((9,), np.float32)}, *frames_of(2)]
+    yielded = []
     with pytest.raises(InvalidInputError):
-        list(produced)
+        for outputs in queue.map(frames):  # the frames before the bad one come out first
+            yielded.append(outputs)
+    assert len(yielded) == 2 and all("output" in outputs for outputs in yielded)
     assert len(list(queue.map(frames_of(4)))) == 4  # still usable
 
 
@@ -161,6 +163,25 @@ def test_queue_map_stopped_early_leaves_nothing_running(runtime, backend, conv_n
         runs = model.get_profiling().runs
         assert 5 <= runs <= 5 + queue.depth  # the frames in flight finished, no more
         assert len(list(queue.map(frames_of(6)))) == 6
+
+
+def test_closing_the_queue_stops_a_running_map_and_leaks_no_request(runtime, backend, conv_net):
+    model = load(runtime, conv_net, backend)
+    model.run(frames_of(1)[0])
+    model.get_profiling()
+    before = len(model._requests)
+    queue = model.create_async_queue(depth=2)
+    produced = queue.map(itertools.repeat(frames_of(1)[0]))  # an endless camera
+    assert "output" in next(produced)
+    closer = threading.Thread(target=queue.close)
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive()
+    with pytest.raises(ModelClosedError):
+        for _ in range(10_000):  # what was in flight may still come out, then it stops
+            next(produced)
+    model.get_profiling()  # gives back what the map's workers returned late
+    assert len(model._requests) == before
 
 
 def test_queue_map_reuses_its_requests(runtime, backend, conv_net):

@@ -356,7 +356,9 @@ class AsyncQueue:
     def _give_back(self, requests: dict[Executable, BackendRequest]) -> None:
         with self._available:
             for executable, request in requests.items():
-                if executable.retired:  # evicted meanwhile: give it back to the model
+                # Evicted meanwhile, or the queue already released its requests (closed or
+                # dropped while the map ran): give it back to the model.
+                if executable.retired or not self._release.alive:
                     self._model.unregister_later([request])
                 else:
                     self._free.setdefault(executable, []).append(request)
@@ -394,7 +396,11 @@ class AsyncQueue:
                 break
             if len(pending) >= self._depth:  # bounds what waits to be yielded, too
                 yield pending.popleft().wait()
-            pending.append(self.submit(inputs))
+            try:
+                pending.append(self.submit(inputs))
+            except BaseException as exc:  # an invalid frame: after the frames before it
+                failure = exc
+                break
             while pending and pending[0].done:
                 yield pending.popleft().wait()
         while pending:
@@ -433,8 +439,8 @@ class AsyncQueue:
 class _PullingMap:
     """``AsyncQueue.map`` for backends without native async: ``depth`` worker threads each
     take the next frame, run it on a request of their own and file the outputs by index;
-    the caller yields them in order. Every frame still counts in the queue's in-flight total
-    (``submit``, ``wait_all`` and ``close`` see it).
+    the caller yields them in order. Every frame counts in the queue's in-flight total
+    (``submit`` and ``wait_all`` see it); ``close`` stops the map at the next frame.
 
     Wake-ups are targeted (on 2 busy cores each needless one costs throughput): a worker
     wakes the caller only with the result it waits for, the caller wakes one worker only
@@ -508,6 +514,13 @@ class _PullingMap:
                 if self._stopped or self._ended is not None:
                     return None
                 index = self._next_frame
+                if self._queue._closed:  # close() stops a running map, as submit() refuses
+                    self._results[index] = (
+                        None,
+                        ModelClosedError("this async queue was closed while map() ran"),
+                    )
+                    self._end(index + 1)
+                    return None
             try:
                 inputs = next(self._frames)  # outside the lock: others file results meanwhile
             except StopIteration:

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import enum
 import gc
-import importlib
 import sys
 import threading
 import types
-import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
@@ -69,6 +67,7 @@ from atriva_inference.backends.tensorrt import (
 )
 from atriva_inference.tensor import TensorInfo
 from tests import zoo
+from tests.backends.gpu_libraries import usable_cupy
 
 EXTRA = r"pip install 'atriva-inference\[tensorrt\]'"
 
@@ -99,24 +98,6 @@ def _require_tensorrt_and_gpu() -> None:
     reason = _tensorrt_missing() or _gpu_missing()
     if reason:
         pytest.skip(reason)
-
-
-def _usable_cupy():
-    """CuPy, imported and tried with warnings caught: pytest turns warnings into errors here,
-    and CuPy warns on import when it cannot find CUDA; such a CuPy skips with the reason."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            cupy = importlib.import_module("cupy")
-            problem = None if cupy.cuda.runtime.getDeviceCount() else "CuPy sees no GPU"
-            if problem is None:
-                int(cupy.arange(4, dtype=cupy.float32).sum().item())  # compiles a kernel
-        except Exception as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        said = "; ".join(str(warning.message) for warning in caught)
-    if problem:
-        pytest.skip(f"needs a usable CuPy: {problem}" + (f" (warned: {said})" if said else ""))
-    return cupy
 
 
 # -- TensorRT absent or broken -------------------------------------------------------------
@@ -1284,7 +1265,7 @@ def test_bound_outputs_stay_on_the_gpu(conv_net, tmp_path, rng):
 @pytest.mark.gpu
 def test_a_refilled_cupy_input_is_read_after_cupy_writes_it(conv_net, tmp_path, rng):
     _require_tensorrt_and_gpu()
-    cupy = _usable_cupy()
+    cupy = usable_cupy()
     with InferenceRuntime("tensorrt", cache_dir=tmp_path) as runtime:
         model = runtime.load_model(conv_net.onnx_path)
         source = cupy.zeros((1, 3, 16, 16), dtype=cupy.float32)

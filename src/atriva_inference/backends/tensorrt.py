@@ -1310,6 +1310,7 @@ class TensorRTRequest(BackendRequest):
         self._started = cuda_memory.Event(self._index, timing=True, blocking_sync=False)
         self._executed = cuda_memory.Event(self._index, timing=True, blocking_sync=False)
         self._copied = cuda_memory.Event(self._index, blocking_sync=True)
+        self._in_use = threading.Lock()
         self._device_buffers: list[Any] = [None] * count  # inputs first, then outputs
         self._pinned: list[Any] = [None] * count
         self._addresses: list[int] = [0] * count  # what set_tensor_address holds now
@@ -1344,7 +1345,9 @@ class TensorRTRequest(BackendRequest):
     def _run(self, inputs: Sequence[Any], *, to_host: bool) -> list[Any]:
         views = self._enqueue(inputs, to_host=to_host)
         with _translate(InferenceFailedError, "TensorRT inference failed"):
-            self._stream.synchronize()
+            # A blocking-sync event, not cudaStreamSynchronize: that one spins a CPU core.
+            self._copied.record(self._stream)
+            self._copied.synchronize()
             self._count_device_time()
         return views
 
@@ -1385,6 +1388,10 @@ class TensorRTRequest(BackendRequest):
         """Stage, bind and execute on the stream, and with ``to_host`` copy the outputs to
         pinned memory; returns the pinned views, else views of the device output buffers
         (either filled once the stream reaches them)."""
+        with self._in_use:  # close() from another thread waits for this enqueue
+            return self._enqueue_locked(inputs, to_host)
+
+    def _enqueue_locked(self, inputs: Sequence[Any], to_host: bool) -> list[Any]:
         if self._context is None:
             raise ModelClosedError("this TensorRT request is closed; create another")
         if len(inputs) != len(self._input_names):
@@ -1523,6 +1530,12 @@ class TensorRTRequest(BackendRequest):
         return buffer
 
     def close(self) -> None:
+        # Model.close() may close a request another thread is enqueuing on: the lock keeps
+        # the buffers from being freed under execute_async_v3.
+        with self._in_use:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
         if self._context is None:
             return
         with contextlib.suppress(Exception):
