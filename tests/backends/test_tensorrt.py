@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import gc
+import importlib
 import sys
 import threading
 import types
@@ -111,10 +112,19 @@ def test_runtime_names_the_extra_when_tensorrt_is_not_installed():
     assert isinstance(caught.value.__cause__, ImportError)
 
 
+def _needs_cuda_python() -> None:
+    """The registry checks cuda-python after tensorrt: without it, that is the refusal."""
+    try:
+        importlib.import_module("cuda.bindings")
+    except ImportError:
+        pytest.skip("needs cuda-python (the dev extra) for TensorRT's own refusal to be reached")
+
+
 @pytest.fixture(params=["OSError", "ImportError"])
 def broken_tensorrt(request, tmp_path, monkeypatch):
     """A ``tensorrt`` package on sys.path whose import fails as a broken install does:
     OSError when libnvinfer cannot be loaded, ImportError when the bindings lack a part."""
+    _needs_cuda_python()
     package = tmp_path / "tensorrt"
     package.mkdir()
     (package / "__init__.py").write_text(
@@ -158,6 +168,7 @@ def test_tensorrt_before_10_is_refused_naming_the_extra():
 
 def test_an_old_tensorrt_install_is_unavailable(tmp_path, monkeypatch):
     """A TensorRT 8.6 package that imports fine is refused before any of it is used."""
+    _needs_cuda_python()
     package = tmp_path / "tensorrt"
     package.mkdir()
     (package / "__init__.py").write_text("__version__ = '8.6.1'\n")
