@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import InferenceRuntimeError
+from ..errors import InferenceRuntimeError, ModelLoadError
 from ..profiling import LayerRecord
 from ..tensor import TensorInfo
 
@@ -41,6 +41,7 @@ __all__ = [
     "Normalization",
     "RequestStats",
     "declared_precision",
+    "ir_refused",
 ]
 
 #: Called exactly once when an async inference ends: ``(outputs, None)`` or ``(None, error)``.
@@ -119,6 +120,15 @@ class InputConversion:
     dtype: np.dtype
     layout: str  # the data's layout, batch included ("NHWC"); "" when unknown
     model_layout: str  # the layout the model takes ("NCHW"); "" when unknown
+
+
+def ir_refused(backend: str, reads: str, path: Path) -> ModelLoadError:
+    """The error of an ONNX-reading backend given OpenVINO IR: what it reads, how to get it."""
+    return ModelLoadError(
+        f"backend '{backend}' reads {reads}, got OpenVINO IR '{path.name}': export ONNX from "
+        f"the source framework (torch.onnx.export, tf2onnx, paddle2onnx), or load the IR with "
+        f"InferenceRuntime(backend='openvino')"
+    )
 
 
 def declared_precision(infos: Sequence[TensorInfo]) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import BackendUnavailableError, InvalidInputError
 from ..preparation import axes_to_free, channel_axis, only_input, wanted_layout
 from ..tensor import TensorInfo
-from .base import InputConversion, Normalization
+from .base import InputConversion, LoadOptions, Normalization
 
 __all__ = ["free_dims", "load", "normalize", "with_conversions"]
 
@@ -41,6 +41,19 @@ def available() -> bool:
 
 def load(path: Path) -> Any:
     return _onnx().load(str(path))
+
+
+def edited_for_load(path: Path, options: LoadOptions) -> Any:
+    """The model at ``path`` with what ``load_model`` asked to change in it: dims freed
+    (``dynamic=True``) and ``(x - mean) / scale`` prepended -- the edits every backend
+    without a preprocessing API of its own makes the same way."""
+    proto = load(path)
+    hints = dict(options.layouts)
+    if options.dynamic:
+        free_dims(proto, hints)
+    if options.normalization:
+        normalize(proto, options.normalization, hints)
+    return proto
 
 
 def _real_inputs(model: Any) -> list[Any]:

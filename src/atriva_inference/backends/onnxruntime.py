@@ -42,6 +42,7 @@ from .base import (
     LoadedModel,
     LoadOptions,
     declared_precision,
+    ir_refused,
 )
 
 __all__ = ["ONNXRuntimeBackend"]
@@ -150,11 +151,7 @@ class ONNXRuntimeBackend(Backend):
     def load(self, path: Path, device: str, options: LoadOptions) -> LoadedModel:
         suffix = path.suffix.lower()
         if suffix in (".xml", ".bin"):
-            raise ModelLoadError(
-                f"backend 'onnxruntime' reads ONNX (.onnx), got OpenVINO IR '{path.name}': "
-                f"export ONNX from the source framework (torch.onnx.export, tf2onnx, "
-                f"paddle2onnx), or load the IR with InferenceRuntime(backend='openvino')"
-            )
+            raise ir_refused("onnxruntime", "ONNX (.onnx)", path)
         if suffix not in (".onnx", ".ort"):
             raise ModelLoadError(f"backend 'onnxruntime' reads ONNX (.onnx), got '{path.name}'")
         if options.precision not in (None, "FP32"):
@@ -168,13 +165,7 @@ class ONNXRuntimeBackend(Backend):
         source: Path | bytes = path
         if options.edits_model:
             with _translate(ModelLoadError, f"cannot edit the graph of '{path}'"):
-                proto = onnx_graph.load(path)
-                hints = dict(options.layouts)
-                if options.dynamic:
-                    onnx_graph.free_dims(proto, hints)
-                if options.normalization:
-                    onnx_graph.normalize(proto, options.normalization, hints)
-                source = proto.SerializeToString()
+                source = onnx_graph.edited_for_load(path, options).SerializeToString()
         session, from_cache = self._checked_session(source, path, providers, options, device)
         compile_ms = (time.perf_counter() - started) * 1e3
         return self._model(
@@ -388,9 +379,9 @@ def _driver_device_count() -> int:
     """cuDeviceGetCount from the NVIDIA driver library; 0 where there is no driver."""
     import ctypes.util
 
-    name = "nvcuda" if os.name == "nt" else "libcuda.so.1"
+    name = (ctypes.util.find_library("nvcuda") or "nvcuda") if os.name == "nt" else "libcuda.so.1"
     try:
-        driver = ctypes.CDLL(name if os.name != "nt" else ctypes.util.find_library(name) or name)
+        driver = ctypes.CDLL(name)
         count = ctypes.c_int(0)
         if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
             return 0
@@ -649,6 +640,9 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
         super().__init__(model, session)
         self._device_id = _gpu_index(model.device)
         self._device_outputs: list[Any] | None = None  # OrtValues on the GPU, static shapes
+        from .cuda_memory import DeviceArray  # imported once here, not on every frame
+
+        self._device_array = DeviceArray
         self._has_strings = any(
             dtype.kind in "USO" for dtype in self._input_dtypes + self._output_dtypes
         )
@@ -673,8 +667,6 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
 
     def infer_bound(self, inputs: Sequence[Any]) -> list[Any]:
         """Outputs stay on the GPU: ``DeviceArray`` views of buffers the next run reuses."""
-        from .cuda_memory import DeviceArray
-
         if self._has_strings:  # strings live on the host only
             return self.infer(inputs)
         started = time.perf_counter_ns()
@@ -691,8 +683,9 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
                     binding.bind_output(name, "cuda", self._device_id)
             self._session.run_with_iobinding(binding)
             values = self._device_outputs or binding.get_outputs()
+            device_array = self._device_array
             outputs = [
-                DeviceArray(value.data_ptr(), tuple(value.shape()), dtype, self._device_id, value)
+                device_array(value.data_ptr(), tuple(value.shape()), dtype, self._device_id, value)
                 for value, dtype in zip(values, self._output_dtypes)
             ]
         self.stats.device_ns += time.perf_counter_ns() - started

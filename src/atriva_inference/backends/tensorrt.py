@@ -111,6 +111,7 @@ from .base import (
     LoadOptions,
     _async_executor,
     declared_precision,
+    ir_refused,
 )
 
 __all__ = [
@@ -934,12 +935,7 @@ class TensorRTBackend(Backend):
     def load(self, path: Path, device: str, options: LoadOptions) -> LoadedModel:
         suffix = path.suffix.lower()
         if suffix in (".xml", ".bin"):
-            raise ModelLoadError(
-                f"backend 'tensorrt' reads ONNX (.onnx) or TensorRT engines (.engine, .plan), "
-                f"got OpenVINO IR '{path.name}': export ONNX from the source framework "
-                f"(torch.onnx.export, tf2onnx, paddle2onnx), or load the IR with "
-                f"InferenceRuntime(backend='openvino')"
-            )
+            raise ir_refused("tensorrt", "ONNX (.onnx) or TensorRT engines (.engine, .plan)", path)
         if suffix != ".onnx" and suffix not in ENGINE_SUFFIXES:
             raise ModelLoadError(
                 f"backend 'tensorrt' reads ONNX (.onnx) or TensorRT engines (.engine, .plan), "
@@ -1016,13 +1012,7 @@ class TensorRTBackend(Backend):
         from . import onnx_graph
 
         with _translate(ModelLoadError, f"cannot edit the graph of '{path}'"):
-            proto = onnx_graph.load(path)
-            hints = dict(options.layouts)
-            if options.dynamic:
-                onnx_graph.free_dims(proto, hints)
-            if options.normalization:
-                onnx_graph.normalize(proto, options.normalization, hints)
-            return proto.SerializeToString()
+            return onnx_graph.edited_for_load(path, options).SerializeToString()
 
     def _engine_from_onnx(
         self, path: Path, gpu: Any, options: LoadOptions
