@@ -23,9 +23,9 @@ from .tensor import DeviceTensor, Tensor, validate_layout
 
 __all__ = ["PRECISIONS", "InferenceRuntime"]
 
-#: Execution precisions ``load_model`` accepts (``None`` = the model's own). INT8 is for
-#: TensorRT and an explicitly quantized (QDQ) model; elsewhere a quantized model runs INT8 as
-#: loaded.
+#: Every execution precision a backend may accept (``None`` = the model's own); each backend
+#: says which it does (``Backend.precisions``). INT8 is TensorRT's, for an explicitly
+#: quantized (Q/DQ) model; elsewhere a quantized model runs INT8 as loaded.
 PRECISIONS = ("FP32", "FP16", "BF16", "INT8")
 _PRECISION_ALIASES = {
     "F32": "FP32",
@@ -112,7 +112,7 @@ class InferenceRuntime:
         hints = _layout_hints(layout)
         warmups = [_warmup_spec(spec) for spec in shapes or ()]
         options = LoadOptions(
-            precision=_normalize_precision(precision, self.backend),
+            precision=_normalize_precision(precision, self.backend, self._backend.precisions),
             profiling=bool(profiling),
             cache_dir=self._cache_dir,
             dynamic=bool(dynamic),
@@ -280,12 +280,13 @@ def _on_host(data: Any) -> bool:
     )
 
 
-def _normalize_precision(precision: str | None, backend: str) -> str | None:
+def _normalize_precision(
+    precision: str | None, backend: str, offered: tuple[str, ...]
+) -> str | None:
     if precision is None:
         return None
     text = str(precision).strip().upper()
     text = _PRECISION_ALIASES.get(text, text)
-    offered = [name for name in PRECISIONS if name != "INT8" or backend == "tensorrt"]
     if text not in offered:
         raise InvalidInputError(
             f"precision: expected None (the model's own) or one of {', '.join(offered)}, "

@@ -262,6 +262,8 @@ class Backend(ABC):
     name: ClassVar[str]
     #: The ``pip install 'atriva-inference[extra]'`` that brings the backend's package.
     extra: ClassVar[str]
+    #: The ``precision=`` values ``load_model`` accepts for this backend (besides None).
+    precisions: ClassVar[tuple[str, ...]] = ("FP32", "FP16", "BF16")
 
     @abstractmethod
     def devices(self) -> list[str]:

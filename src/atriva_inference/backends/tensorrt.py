@@ -915,6 +915,7 @@ def _layer_types(trt: ModuleType, engine: Any) -> dict[str, str]:
 class TensorRTBackend(Backend):
     name = "tensorrt"
     extra = "tensorrt"
+    precisions = _PRECISIONS  # INT8: explicitly quantized (Q/DQ) models
 
     def __init__(self, *, cache_dir: Path | None = None) -> None:
         self._trt = _import_tensorrt()
