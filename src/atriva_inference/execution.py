@@ -281,15 +281,8 @@ class AsyncQueue:
                     "submit() from this queue's own callback while all its requests are busy "
                     "would wait for itself: submit from another thread, or use a larger depth"
                 )
-            while self._in_flight >= self._depth:
-                self._wait_for_a_slot(REAP_INTERVAL)
-            free = self._free.get(executable)
-            if free is None:
-                stale = [e for e in self._free if e.retired]
-                model.unregister(r for e in stale for r in self._free.pop(e))
-                free = self._free[executable] = []
-            request = free.pop() if free else None
-            self._in_flight += 1
+            self._enter()
+            request = self._pop_free(executable)
         result = AsyncResult()
         started_ns = time.perf_counter_ns()
 
@@ -297,12 +290,8 @@ class AsyncQueue:
             with self._available:
                 if request is not None:
                     self._busy.discard(request)
-                    if executable.retired:  # evicted meanwhile: give it back to the model
-                        model.unregister_later([request])
-                    else:
-                        free.append(request)
-                self._in_flight -= 1
-                self._available.notify_all()
+                    self._give_back({executable: request})
+                self._leave()
 
         def on_done(outputs: list[np.ndarray] | None, error: BaseException | None) -> None:
             assert request is not None
@@ -341,17 +330,20 @@ class AsyncQueue:
             self._in_flight -= 1
             self._available.notify_all()
 
-    def _take_request(self, executable: Executable) -> BackendRequest:
-        """A free request of ``executable`` (made when none is free), for one user."""
+    def _pop_free(self, executable: Executable) -> BackendRequest | None:
+        """A free request of ``executable``, or None; requests of evicted signatures go."""
         with self._available:
             free = self._free.get(executable)
             if free is None:
                 stale = [e for e in self._free if e.retired]
                 self._model.unregister(r for e in stale for r in self._free.pop(e))
                 free = self._free[executable] = []
-            if free:
-                return free.pop()
-        return self._model._throughput_requests(executable, 1)[0]
+            return free.pop() if free else None
+
+    def _take_request(self, executable: Executable) -> BackendRequest:
+        """A free request of ``executable`` (made when none is free), for one user."""
+        request = self._pop_free(executable)
+        return request or self._model._throughput_requests(executable, 1)[0]
 
     def _give_back(self, requests: dict[Executable, BackendRequest]) -> None:
         with self._available:
