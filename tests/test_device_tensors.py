@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from atriva_inference import DeviceTensor, InferenceRuntime, InvalidInputError, Tensor, TensorInfo
+from atriva_inference._preparation import InputPlan
 from atriva_inference.backends.cuda_memory import DeviceArray
-from atriva_inference.preparation import InputPlan
 
 # An address that is never read: these tests only check routing and validation.
 NOWHERE = 0x7F0000000000

@@ -23,7 +23,8 @@ import numpy as np
 from .dtypes import kind_of
 from .errors import InferenceRuntimeError, InvalidInputError, ModelLoadError
 from .model import Model
-from .runtime import InferenceRuntime, _reshape_target
+from .runtime import InferenceRuntime
+from .shapes import parse_shape
 from .tensor import TensorInfo, format_signature
 
 __all__ = [
@@ -155,7 +156,7 @@ def _parse_dims(spec: str, text: str) -> tuple[int, ...]:
         raise InvalidInputError(
             f"--shape {spec}: expected dimensions like 1x3x480x640, got {text!r}"
         ) from exc
-    return _reshape_target(dims, f"--shape {spec}")  # the runtime's own shape checks
+    return parse_shape(dims, f"--shape {spec}")  # the runtime's own shape checks
 
 
 # -- measuring -----------------------------------------------------------------------------

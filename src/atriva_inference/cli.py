@@ -29,11 +29,11 @@ import ml_dtypes
 import numpy as np
 
 from . import __version__, bench
+from ._layouts import infer_layout
 from .backends import BackendStatus, available_backends
 from .dtypes import STRING, describe, kind_of
 from .errors import BackendUnavailableError, InferenceRuntimeError, InvalidInputError
 from .model import Model
-from .preparation import infer_layout
 from .runtime import InferenceRuntime
 from .tensor import TensorInfo
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from ._layouts import infer_layout
+from ._preparation import InputPlan
 from .backends.base import BackendRequest, InputConversion, LoadedModel, RequestStats
 from .errors import InvalidInputError, ModelClosedError
 from .execution import AsyncQueue, AsyncRequest, Inputs, Outputs, Stream
-from .preparation import InputPlan, infer_layout
 from .profiling import LayerRecord, Profile, ShapeRecord
 from .shapes import ShapeCache, ShapeCacheInfo
 from .tensor import DeviceTensor, Tensor, TensorInfo, format_signature

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import operator
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -13,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from ._layouts import only_input
 from .backends import create_backend
 from .backends.base import LoadOptions, Normalization
 from .devices import normalize_device, resolve_device
 from .errors import InvalidInputError, ModelClosedError, ModelLoadError
 from .model import Model
-from .preparation import only_input
+from .shapes import parse_shape
 from .tensor import DeviceTensor, Tensor, validate_layout
 
 __all__ = ["PRECISIONS", "InferenceRuntime"]
@@ -362,10 +362,8 @@ def _per_input(values: Any, what: str) -> dict[str, tuple[float, ...]]:
 
 def _warmup_spec(spec: Any) -> tuple[int, ...] | dict[str, tuple[int, ...]]:
     if isinstance(spec, Mapping):
-        return {
-            str(name): _reshape_target(shape, f"shapes['{name}']") for name, shape in spec.items()
-        }
-    return _reshape_target(spec, "shapes")
+        return {str(name): parse_shape(shape, f"shapes['{name}']") for name, shape in spec.items()}
+    return parse_shape(spec, "shapes")
 
 
 def _shape_entry(
@@ -416,7 +414,7 @@ def _zeros_for(model: Model, spec: tuple[int, ...] | dict[str, tuple[int, ...]])
 
 
 def _reshape(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    target = _reshape_target(shape, "shape_override")
+    target = parse_shape(shape, "shape_override")
     count = math.prod(target)
     if count != array.size:
         raise InvalidInputError(
@@ -424,21 +422,3 @@ def _reshape(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
             f"{tuple(array.shape)}, got {target} ({count} elements)"
         )
     return array.reshape(target)
-
-
-def _reshape_target(shape: Any, what: str) -> tuple[int, ...]:
-    if isinstance(shape, np.ndarray) and shape.ndim == 1:
-        shape = shape.tolist()
-    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
-        raise InvalidInputError(
-            f"{what}: expected a sequence of integers such as (1, 3, 224, 224), got {shape!r}"
-        )
-    try:  # operator.index refuses 1.5 and "2" instead of truncating or parsing them
-        target = tuple(operator.index(dim) for dim in shape)
-    except TypeError as exc:
-        raise InvalidInputError(
-            f"{what}: expected a sequence of integers such as (1, 3, 224, 224), got {shape!r}"
-        ) from exc
-    if any(dim < 0 for dim in target):
-        raise InvalidInputError(f"{what}: dimensions must be >= 0, got {target}")
-    return target

@@ -1,13 +1,19 @@
-"""The shape cache: every input signature is prepared once and remembered (bounded LRU)."""
+"""Shapes: the shape cache (every input signature prepared once, a bounded LRU) and the
+one parser of shapes users give."""
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from typing import Generic, NamedTuple, TypeVar
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Generic, NamedTuple, TypeVar
 
-__all__ = ["ShapeCache", "ShapeCacheInfo"]
+import numpy as np
+
+from .errors import InvalidInputError
+
+__all__ = ["ShapeCache", "ShapeCacheInfo", "parse_shape"]
 
 Value = TypeVar("Value")
 
@@ -67,3 +73,22 @@ class ShapeCache(Generic[Value]):
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def parse_shape(shape: Any, what: str) -> tuple[int, ...]:
+    """A shape from a user: a sequence of non-negative integers (``what`` names it in errors)."""
+    if isinstance(shape, np.ndarray) and shape.ndim == 1:
+        shape = shape.tolist()
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise InvalidInputError(
+            f"{what}: expected a sequence of integers such as (1, 3, 224, 224), got {shape!r}"
+        )
+    try:  # operator.index refuses 1.5 and "2" instead of truncating or parsing them
+        target = tuple(operator.index(dim) for dim in shape)
+    except TypeError as exc:
+        raise InvalidInputError(
+            f"{what}: expected a sequence of integers such as (1, 3, 224, 224), got {shape!r}"
+        ) from exc
+    if any(dim < 0 for dim in target):
+        raise InvalidInputError(f"{what}: dimensions must be >= 0, got {target}")
+    return target

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .._layouts import axes_to_free, channel_axis, only_input, wanted_layout
 from ..errors import BackendUnavailableError, InvalidInputError
-from ..preparation import axes_to_free, channel_axis, only_input, wanted_layout
 from ..tensor import TensorInfo
 from .base import InputConversion, LoadOptions, Normalization
 

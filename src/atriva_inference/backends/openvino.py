@@ -13,6 +13,7 @@ import numpy as np
 import openvino as ov
 from openvino import layout_helpers
 
+from .._layouts import axes_to_free, channel_axis, only_input, wanted_layout
 from ..dtypes import STRING, SUBBYTE_BITS, pack_subbyte, unpack_subbyte
 from ..errors import (
     DeviceUnavailableError,
@@ -21,7 +22,6 @@ from ..errors import (
     ModelClosedError,
     ModelLoadError,
 )
-from ..preparation import axes_to_free, channel_axis, only_input, wanted_layout
 from ..profiling import LayerRecord
 from ..tensor import TensorInfo
 from .base import (
