@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from atriva_inference import InferenceTimeoutError, InvalidInputError, ModelClosedError
-from atriva_inference.backends.base import TIMELINE_LENGTH
+from atriva_inference.profiling import TIMELINE_LENGTH
 
 ATOL = 1e-4
 
@@ -169,7 +169,7 @@ def test_closing_the_queue_stops_a_running_map_and_leaks_no_request(runtime, bac
     model = load(runtime, conv_net, backend)
     model.run(frames_of(1)[0])
     model.get_profiling()
-    before = len(model._requests)
+    before = len(model._engine._requests)
     queue = model.create_async_queue(depth=2)
     produced = queue.map(itertools.repeat(frames_of(1)[0]))  # an endless camera
     assert "output" in next(produced)
@@ -181,17 +181,17 @@ def test_closing_the_queue_stops_a_running_map_and_leaks_no_request(runtime, bac
         for _ in range(10_000):  # what was in flight may still come out, then it stops
             next(produced)
     model.get_profiling()  # gives back what the map's workers returned late
-    assert len(model._requests) == before
+    assert len(model._engine._requests) == before
 
 
 def test_queue_map_reuses_its_requests(runtime, backend, conv_net):
     model = load(runtime, conv_net, backend)
     with model.create_async_queue(depth=2) as queue:
         list(queue.map(frames_of(8)))
-        before = len(model._requests)
+        before = len(model._engine._requests)
         for _ in range(5):
             list(queue.map(frames_of(8)))
-        assert len(model._requests) == before
+        assert len(model._engine._requests) == before
 
 
 def test_async_wait_timeout_on_a_slow_model(runtime, backend, slow, rng):
@@ -335,7 +335,7 @@ def test_dropped_streams_and_requests_give_their_requests_back(runtime, backend,
         stream.run(frame)
         list(queue.map([frame, frame]))
     gc.collect()
-    assert len(model._requests) <= 2  # the run() pool; nothing piles up
+    assert len(model._engine._requests) <= 2  # the run() pool; nothing piles up
     assert model.get_profiling().runs == 50 * 2 + 3  # and every run is still counted
 
 
@@ -350,9 +350,9 @@ def test_evicted_static_shapes_are_not_kept_alive_by_holders(runtime, backend, d
         request.start(x)
         request.wait(30)
         queue.submit(x).wait(30)
-    live = [e for e in model._executables() if e.shapes is not None]
+    live = [e for e in model._engine._executables() if e.shapes is not None]
     assert len(live) <= 1
-    assert len(stream._requests) <= 2 and len(request._requests) <= 2
+    assert len(stream._holder.requests) <= 2 and len(request._holder.requests) <= 2
     assert sum(not e.retired for e in queue._free) <= 2
     assert model.shape_cache_info().currsize == 1
 

@@ -62,7 +62,7 @@ def test_conversion_is_compiled_once_per_signature(runtime, backend, conv_net, r
         model.run(runtime.tensor_from_numpy(uint8_frame(rng), layout="HWC"))
     info = model.shape_cache_info()
     assert (info.hits, info.misses) == (2, 1)
-    variants = [v for v in model._conversions.values() if v is not None]
+    variants = [v for v in model._engine._conversions.values() if v is not None]
     assert len(variants) == 1  # one specialized executable, taking the frame as it is
     (variant,) = variants
     assert variant.loaded.inputs[0].dtype == np.uint8
@@ -79,7 +79,7 @@ def test_openvino_frame_goes_in_untouched(conv_net, rng):
         stream = model.create_stream()
         frame = uint8_frame(rng)
         stream.run(runtime.tensor_from_numpy(frame, layout="HWC"))
-        (request,) = stream._requests.values()
+        (request,) = stream._holder.requests.values()
         assert np.shares_memory(request._request.get_input_tensor(0).data, frame)
 
 
@@ -241,7 +241,7 @@ def test_one_frame_buffer_is_bound_once(runtime, backend, conv_net, rng):
         np.testing.assert_allclose(
             out, model.run(as_model_input(buffer))["output"].to_numpy(), atol=ATOL
         )
-        (request,) = stream._requests.values()
+        (request,) = stream._holder.requests.values()
         bound.add(id(request._bound[0]))
     assert len(bound) == 1
 

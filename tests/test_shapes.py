@@ -108,7 +108,7 @@ def test_static_shapes_compile_once_per_shape(runtime, backend, dynamic, rng):
     records = model.get_profiling().shapes
     if backend == "openvino":
         assert all(record.specialized for record in records)
-        executables = list(model._shape_cache._entries.values())
+        executables = list(model._engine._shape_cache._entries.values())
         assert all(e.loaded.inputs[0].shape == tuple(e.shapes[0]) for e in executables)
     else:  # ONNX Runtime runs every shape on its dynamic session
         assert not any(record.specialized for record in records)
@@ -132,10 +132,10 @@ def test_static_shapes_with_frames_converted_in_the_graph(runtime, backend, dyna
         np.testing.assert_array_equal(out, expected)
     assert model.shape_cache_info()[:2] == (1, 2)
     if backend == "openvino":
-        executables = [e for e in model._executables() if e.shapes is not None]
+        executables = [e for e in model._engine._executables() if e.shapes is not None]
         assert sorted(e.loaded.inputs[0].shape for e in executables) == [
             (1, 6, 8, 3),
             (1, 10, 4, 3),
         ]
         assert all(e.loaded.inputs[0].dtype == np.uint8 for e in executables)
-        assert not [e for e in model._conversions.values() if e is not None]  # no dynamic compile
+        assert not [e for e in model._engine._conversions.values() if e is not None]  # no dynamic compile

@@ -1,7 +1,12 @@
-"""Asynchronous requests, the in-order async queue and streams.
+"""Asynchronous requests, the in-order async queue and streams, on the execution engine.
 
-All three are built on one primitive, :meth:`BackendRequest.start` (begin an inference,
-call ``on_done(outputs, error)`` exactly once), so no backend writes them again.
+Each is a :class:`~atriva_inference._engine.Holder` -- where its runs borrow requests from --
+and runs through the engine's one run path (:meth:`Engine.run`, :meth:`Engine.start`), whose
+asynchronous primitive is :meth:`BackendRequest.start` (``on_done`` called exactly once).
+
+Input arrays are read in place, never copied: after ``start``/``submit`` the backend reads
+them until that inference is done, so the caller must not write to them before ``wait()``
+returns (or the callback runs). Use a new array per frame, or copy, to reuse a buffer sooner.
 """
 
 from __future__ import annotations
@@ -11,81 +16,73 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
 
-import numpy as np
-
+from ._engine import Engine, Executable, Inputs, Outputs
 from .backends.base import BackendRequest
 from .errors import (
-    InferenceFailedError,
     InferenceRuntimeError,
     InferenceTimeoutError,
     ModelClosedError,
     RequestBusyError,
 )
-from .tensor import Tensor
-
-if TYPE_CHECKING:
-    from .model import Executable, Model
 
 __all__ = ["AsyncQueue", "AsyncRequest", "AsyncResult", "Inputs", "Outputs", "Stream"]
 
-Outputs = dict[str, Tensor]
-Inputs = Mapping[str, Any] | Tensor | np.ndarray
-Callback = Callable[[Outputs], Any]
-
-
-#: How often (s) a waiter asks the backend about failures it did not call back for.
-REAP_INTERVAL = 0.05
+Callback = Callable[[Outputs], object]
 
 #: The queue whose callback this thread is running, if any (see AsyncQueue.submit).
 _in_callback = threading.local()
 
 
-def _wait(event: threading.Event, request: BackendRequest | None, timeout: float | None) -> bool:
-    """Wait for ``event`` up to ``timeout``; meanwhile let the backend report a failure it
-    dropped (which sets ``event`` through the pending ``on_done``)."""
-    if event.is_set():
-        return True
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            return event.is_set()
-        if event.wait(REAP_INTERVAL if remaining is None else min(REAP_INTERVAL, remaining)):
-            return True
-        if request is not None:
-            request.reap()
-
-
-def _finish(
-    model: Model,
-    request: BackendRequest,
-    started_ns: int,
-    outputs: list[np.ndarray] | None,
-    error: BaseException | None,
-    callback: Callback | None,
-) -> tuple[Outputs | None, BaseException | None]:
-    """What every async completion does: count it, wrap outputs, run the user's callback.
-
-    A backend error that is not ours yet is wrapped (and chained); an exception raised by
-    the callback is the caller's own and is returned as it is, to be raised at ``wait``.
-    """
-    request.stats.record(started_ns, time.perf_counter_ns())
-    if error is not None:
-        if not isinstance(error, InferenceRuntimeError):
-            wrapped = InferenceFailedError(f"asynchronous inference failed: {error}")
-            wrapped.__cause__ = error
-            error = wrapped
-        return None, error
-    wrapped_outputs = model._wrap(outputs or [])
-    if callback is not None:
+def _call_back(
+    outputs: Outputs | None, error: BaseException | None, callback: Callback | None
+) -> BaseException | None:
+    """Run the user's callback on success; its exception is the caller's own, kept to be
+    raised at ``wait`` (never lost)."""
+    if error is None and callback is not None:
+        assert outputs is not None
         try:
-            callback(wrapped_outputs)
-        except BaseException as exc:  # surfaces at wait(), never lost
-            return wrapped_outputs, exc
-    return wrapped_outputs, None
+            callback(outputs)
+        except BaseException as exc:
+            return exc
+    return error
+
+
+class _Dedicated:
+    """The requests one user keeps for itself (a stream, an async request, a map worker):
+    one per executable, made on first use, kept across runs."""
+
+    __slots__ = ("_engine", "_make", "requests")
+
+    def __init__(
+        self, engine: Engine, make: Callable[[Executable], BackendRequest] | None = None
+    ) -> None:
+        self._engine = engine
+        self._make = make
+        self.requests: dict[Executable, BackendRequest] = {}
+
+    def take(self, executable: Executable) -> BackendRequest:
+        request = self.requests.get(executable)
+        if request is None:
+            # Drop the requests of executables the shape cache evicted (they hold compiles).
+            stale = [e for e in self.requests if e.retired]
+            self._engine.release([self.requests.pop(e) for e in stale])
+            if self._make is not None:
+                request = self._make(executable)
+            else:
+                request = self._engine.new_requests(executable)[0]
+            self.requests[executable] = request
+        return request
+
+    def give(self, executable: Executable, request: BackendRequest) -> None:
+        """Kept: the same request serves this user's next run."""
+
+
+def _release_all(engine: Engine, requests: dict[Executable, BackendRequest]) -> None:
+    # Also a finalizer: only queue them (see Engine.release_later).
+    engine.release_later(list(requests.values()))
+    requests.clear()
 
 
 class AsyncRequest:
@@ -93,29 +90,25 @@ class AsyncRequest:
 
     ``callback(outputs)`` (optional) runs on the backend's thread when the inference
     succeeds; an exception it raises is kept and re-raised by :meth:`wait`, as is any
-    inference error. The request is reusable after ``wait``.
+    inference error. The request is reusable after ``wait``. The input arrays are read in
+    place until the inference is done: do not write to them before ``wait()`` returns.
     """
 
-    def __init__(self, model: Model) -> None:
-        self._model = model
-        self._requests: dict[Executable, BackendRequest] = {}
-        # Dropped without close(): its requests are still given back to the model.
-        self._release = weakref.finalize(self, _unregister_all, model, self._requests)
-        self._request: BackendRequest | None = None
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._holder = _Dedicated(engine)
+        # Dropped without close(): its requests are still given back to the engine.
+        self._release = weakref.finalize(self, _release_all, engine, self._holder.requests)
         self._lock = threading.Lock()
         self._finished = threading.Event()
         self._busy = False
         self._started = False
         self._callback: Callback | None = None
-        self._inputs: list[np.ndarray] = []
         self._outputs: Outputs | None = None
         self._error: BaseException | None = None
-        self._started_ns = 0
 
     def start(self, inputs: Inputs, callback: Callback | None = None) -> None:
         """Validate ``inputs`` and begin inference; raises if the request is still busy."""
-        model = self._model
-        model._check_open()
         if not self._release.alive:
             raise ModelClosedError("this async request is closed; create another")
         with self._lock:
@@ -126,34 +119,19 @@ class AsyncRequest:
                 )
             self._busy = True
         try:
-            self._started_ns = time.perf_counter_ns()
-            executable, arrays, _first = model._route(inputs)
-            request = self._requests.get(executable)
-            if request is None:
-                _prune(model, self._requests)
-                request = self._requests[executable] = model._new_request(executable)
-            # Keeping the arrays referenced keeps their memory alive while the backend reads it.
-            self._inputs = arrays
-            self._request = request
             self._callback = callback
-            self._outputs = None
-            self._error = None
+            self._outputs = self._error = None
             self._finished.clear()
             self._started = True
-            request.start(arrays, self._on_done)
+            self._engine.start(inputs, self._holder, self._on_done)
         except BaseException:  # nothing started: no stale result may be waited for
             self._busy = False
             self._started = False
-            self._inputs = []
-            self._outputs = self._error = None
             raise
 
-    def _on_done(self, outputs: list[np.ndarray] | None, error: BaseException | None) -> None:
-        assert self._request is not None
-        self._outputs, self._error = _finish(
-            self._model, self._request, self._started_ns, outputs, error, self._callback
-        )
-        self._inputs = []
+    def _on_done(self, outputs: Outputs | None, error: BaseException | None) -> None:
+        self._error = _call_back(outputs, error, self._callback)
+        self._outputs = outputs
         self._finished.set()
 
     @property
@@ -174,7 +152,7 @@ class AsyncRequest:
         """
         if not self._started:
             raise InferenceRuntimeError("wait() called on a request that was never started")
-        if not _wait(self._finished, self._request, timeout):
+        if not self._finished.wait(timeout):
             raise InferenceTimeoutError(
                 f"inference did not complete within {timeout} s; the request is still running"
             )
@@ -193,7 +171,7 @@ class AsyncRequest:
             with contextlib.suppress(BaseException):
                 self.wait()
         self._release()
-        self._model._drain_released()
+        self._engine.tidy()
 
     def __enter__(self) -> AsyncRequest:
         return self
@@ -202,28 +180,15 @@ class AsyncRequest:
         self.close()
 
 
-def _unregister_all(model: Model, requests: dict[Executable, BackendRequest]) -> None:
-    # Also a finalizer: only queue them (see Model.unregister_later).
-    model.unregister_later(list(requests.values()))
-    requests.clear()
-
-
-def _prune(model: Model, requests: dict[Executable, BackendRequest]) -> None:
-    """Drop the requests of executables the shape cache evicted (they hold compiles)."""
-    stale = [executable for executable in requests if executable.retired]
-    model.unregister([requests.pop(executable) for executable in stale])
-
-
 class AsyncResult:
     """The future of one frame submitted to an :class:`AsyncQueue`."""
 
-    __slots__ = ("_error", "_finished", "_outputs", "_request")
+    __slots__ = ("_error", "_finished", "_outputs")
 
     def __init__(self) -> None:
         self._finished = threading.Event()
         self._outputs: Outputs | None = None
         self._error: BaseException | None = None
-        self._request: BackendRequest | None = None
 
     @property
     def done(self) -> bool:
@@ -231,7 +196,7 @@ class AsyncResult:
 
     def wait(self, timeout: float | None = None) -> Outputs:
         """The frame's outputs; raises its inference or callback error, or on timeout."""
-        if not _wait(self._finished, self._request, timeout):
+        if not self._finished.wait(timeout):
             raise InferenceTimeoutError(f"inference did not complete within {timeout} s")
         if self._error is not None:
             raise self._error
@@ -244,20 +209,19 @@ class AsyncQueue:
 
     ``submit`` blocks while all requests are busy (back-pressure), then returns an
     :class:`AsyncResult`. ``map`` yields outputs in submission order. Use it as a context
-    manager: leaving the block waits for everything submitted.
+    manager: leaving the block waits for everything submitted. A frame's arrays are read in
+    place until its result is done: do not write to them before then.
     """
 
-    def __init__(self, model: Model, base: Executable, requests: list[BackendRequest]) -> None:
-        self._model = model
+    def __init__(self, engine: Engine, requests: list[BackendRequest]) -> None:
+        self._engine = engine
         # Free requests per executable: frames of another signature get requests of their own.
-        self._free: dict[Executable, list[BackendRequest]] = {base: list(requests)}
-        self._release = weakref.finalize(self, _unregister_queue, model, self._free)
+        self._free: dict[Executable, list[BackendRequest]] = {engine.base: list(requests)}
+        self._release = weakref.finalize(self, _release_queue, engine, self._free)
         self._depth = len(requests)
         self._native_async = all(request.native_async for request in requests)
-        # Re-entrant: reaping a dropped failure releases its request from inside a wait.
-        self._available = threading.Condition(threading.RLock())
+        self._available = threading.Condition(threading.Lock())
         self._in_flight = 0
-        self._busy: set[BackendRequest] = set()
         self._closed = False
 
     @property
@@ -265,56 +229,63 @@ class AsyncQueue:
         """How many inferences may be in flight at once."""
         return self._depth
 
+    # -- the queue as a holder: free requests per executable ------------------------------
+    def take(self, executable: Executable) -> BackendRequest:
+        """A free request of ``executable`` (made when none is free); requests of evicted
+        signatures go."""
+        with self._available:
+            free = self._free.get(executable)
+            if free is None:
+                stale = [e for e in self._free if e.retired]
+                self._engine.release_later(r for e in stale for r in self._free.pop(e))
+                free = self._free[executable] = []
+            request = free.pop() if free else None
+        if request is None:
+            request = self._engine.new_requests(executable, 1, throughput=True)[0]
+        return request
+
+    def give(self, executable: Executable, request: BackendRequest) -> None:
+        with self._available:
+            # Evicted meanwhile, or the queue already released its requests (closed or
+            # dropped while frames ran): give it back to the engine.
+            if executable.retired or not self._release.alive:
+                self._engine.release_later([request])
+            else:
+                self._free.setdefault(executable, []).append(request)
+
+    # -- frames ----------------------------------------------------------------------------
     def submit(self, inputs: Inputs, callback: Callback | None = None) -> AsyncResult:
         """Validate ``inputs``, wait for a free request, start it; returns the frame's result.
 
         Invalid inputs raise here, before anything is queued.
         """
-        model = self._model
-        model._check_open()
+        if self._engine.closed:
+            raise self._engine.closed_error()
         if self._closed:
             raise ModelClosedError("this async queue is closed; create another")
-        executable, arrays, _first = model._route(inputs)
         with self._available:
             if self._in_flight >= self._depth and getattr(_in_callback, "queue", None) is self:
                 raise InferenceRuntimeError(
                     "submit() from this queue's own callback while all its requests are busy "
                     "would wait for itself: submit from another thread, or use a larger depth"
                 )
-            self._enter()
-            request = self._pop_free(executable)
+        self._enter()
         result = AsyncResult()
-        started_ns = time.perf_counter_ns()
 
-        def release(request: BackendRequest | None) -> None:
-            with self._available:
-                if request is not None:
-                    self._busy.discard(request)
-                    self._give_back({executable: request})
-                self._leave()
-
-        def on_done(outputs: list[np.ndarray] | None, error: BaseException | None) -> None:
-            assert request is not None
+        def on_done(outputs: Outputs | None, error: BaseException | None) -> None:
             _in_callback.queue = self
             try:
-                result._outputs, result._error = _finish(
-                    model, request, started_ns, outputs, error, callback
-                )
+                result._error = _call_back(outputs, error, callback)
             finally:
                 _in_callback.queue = None
-            release(request)
+            result._outputs = outputs
+            self._leave()
             result._finished.set()
-            del arrays[:]  # the backend is done reading them
 
         try:
-            if request is None:
-                request = model._throughput_requests(executable, 1)[0]
-            result._request = request
-            with self._available:
-                self._busy.add(request)
-            request.start(arrays, on_done)
+            self._engine.start(inputs, self, on_done)
         except BaseException:
-            release(request)
+            self._leave()
             raise
         return result
 
@@ -322,7 +293,7 @@ class AsyncQueue:
         """Take a slot for a frame (waiting while ``depth`` are in flight)."""
         with self._available:
             while self._in_flight >= self._depth:
-                self._wait_for_a_slot(REAP_INTERVAL)
+                self._available.wait()
             self._in_flight += 1
 
     def _leave(self) -> None:
@@ -330,44 +301,14 @@ class AsyncQueue:
             self._in_flight -= 1
             self._available.notify_all()
 
-    def _pop_free(self, executable: Executable) -> BackendRequest | None:
-        """A free request of ``executable``, or None; requests of evicted signatures go."""
-        with self._available:
-            free = self._free.get(executable)
-            if free is None:
-                stale = [e for e in self._free if e.retired]
-                self._model.unregister(r for e in stale for r in self._free.pop(e))
-                free = self._free[executable] = []
-            return free.pop() if free else None
-
-    def _take_request(self, executable: Executable) -> BackendRequest:
-        """A free request of ``executable`` (made when none is free), for one user."""
-        request = self._pop_free(executable)
-        return request or self._model._throughput_requests(executable, 1)[0]
-
-    def _give_back(self, requests: dict[Executable, BackendRequest]) -> None:
-        with self._available:
-            for executable, request in requests.items():
-                # Evicted meanwhile, or the queue already released its requests (closed or
-                # dropped while the map ran): give it back to the model.
-                if executable.retired or not self._release.alive:
-                    self._model.unregister_later([request])
-                else:
-                    self._free.setdefault(executable, []).append(request)
-
-    def _wait_for_a_slot(self, timeout: float) -> None:
-        """Called holding the condition: wait a while, then reap dropped failures."""
-        if not self._available.wait(timeout):
-            for request in list(self._busy):
-                request.reap()
-
     def map(self, frames: Iterable[Inputs]) -> Iterator[Outputs]:
         """Run every item of ``frames``; yield their outputs in submission order.
 
         At most ``depth`` frames are in flight or waiting to be yielded. An invalid frame or
         a failed inference raises when its turn to be yielded comes.
         """
-        self._model._check_open()
+        if self._engine.closed:
+            raise self._engine.closed_error()
         if self._closed:
             raise ModelClosedError("this async queue is closed; create another")
         if not self._native_async:
@@ -410,22 +351,25 @@ class AsyncQueue:
                     raise InferenceTimeoutError(
                         f"{self._in_flight} inference(s) still in flight after {timeout} s"
                     )
-                self._wait_for_a_slot(
-                    REAP_INTERVAL if remaining is None else min(REAP_INTERVAL, remaining)
-                )
+                self._available.wait(remaining)
 
     def close(self) -> None:
         """Wait for everything in flight, then give the requests back. Idempotent."""
         self._closed = True
         self.wait_all()
         self._release()
-        self._model._drain_released()
+        self._engine.tidy()
 
     def __enter__(self) -> AsyncQueue:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _release_queue(engine: Engine, free: dict[Executable, list[BackendRequest]]) -> None:
+    engine.release_later([request for requests in free.values() for request in requests])
+    free.clear()
 
 
 class _PullingMap:
@@ -530,41 +474,22 @@ class _PullingMap:
 
     def _work(self) -> None:
         queue = self._queue
-        model = queue._model
-        requests: dict[Executable, BackendRequest] = {}
+        engine = queue._engine
+        holder = _Dedicated(engine, make=queue.take)  # requests of the queue, kept per worker
         try:
             while (taken := self._take()) is not None:
                 index, inputs = taken
-                self._file(index, self._run(model, requests, inputs))
+                queue._enter()
+                try:
+                    result = engine.run(inputs, holder), None
+                except BaseException as exc:  # reaches the caller when this frame's turn comes
+                    result = None, exc
+                finally:
+                    queue._leave()
+                self._file(index, result)
         finally:
-            queue._give_back(requests)
-
-    def _run(
-        self, model: Model, requests: dict[Executable, BackendRequest], inputs: Inputs
-    ) -> tuple[Outputs | None, BaseException | None]:
-        queue = self._queue
-        queue._enter()
-        started = time.perf_counter_ns()
-        try:
-            model._check_open()
-            executable, arrays, _first = model._route(inputs)
-            request = requests.get(executable)
-            if request is None:
-                request = requests[executable] = queue._take_request(executable)
-            try:
-                outputs = request.infer(arrays)
-            finally:
-                request.stats.record(started, time.perf_counter_ns())
-            return model._wrap(outputs), None
-        except BaseException as exc:  # reaches the caller when this frame's turn comes
-            return None, exc
-        finally:
-            queue._leave()
-
-
-def _unregister_queue(model: Model, free: dict[Executable, list[BackendRequest]]) -> None:
-    model.unregister_later([request for requests in free.values() for request in requests])
-    free.clear()
+            for executable, request in holder.requests.items():
+                queue.give(executable, request)
 
 
 class Stream:
@@ -575,17 +500,17 @@ class Stream:
     A stream is for one thread; use more streams for more producers.
     """
 
-    def __init__(self, model: Model) -> None:
-        self._model = model
-        self._requests: dict[Executable, BackendRequest] = {}
-        self._release = weakref.finalize(self, _unregister_all, model, self._requests)
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._holder = _Dedicated(engine)
+        self._release = weakref.finalize(self, _release_all, engine, self._holder.requests)
         self._closed = False
 
     def close(self) -> None:
         """Give the stream's requests back to the model (counts stay). Idempotent."""
         self._closed = True
         self._release()
-        self._model._drain_released()
+        self._engine.tidy()
 
     def __enter__(self) -> Stream:
         return self
@@ -594,21 +519,6 @@ class Stream:
         self.close()
 
     def run(self, inputs: Inputs) -> Outputs:
-        started = time.perf_counter_ns()
-        model = self._model
-        model._check_open()
         if self._closed:
             raise ModelClosedError("this stream is closed; create another")
-        executable, arrays, first = model._route(inputs)
-        request = self._requests.get(executable)
-        if request is None:
-            _prune(model, self._requests)
-            request = self._requests[executable] = model._new_request(executable)
-        try:
-            outputs = request.infer_bound(arrays)
-        finally:
-            ended = time.perf_counter_ns()
-            request.stats.record(started, ended)
-        if first is not None:
-            first.first_call_ms = (ended - started) / 1e6
-        return model._wrap(outputs)
+        return self._engine.run(inputs, self._holder, bound=True)

@@ -11,10 +11,22 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-__all__ = ["TRANSFER_LAYER_TYPES", "LayerRecord", "Profile", "ShapeRecord"]
+__all__ = [
+    "TIMELINE_LENGTH",
+    "TRANSFER_LAYER_TYPES",
+    "LayerRecord",
+    "Profile",
+    "ProfileTotals",
+    "RequestStats",
+    "ShapeRecord",
+]
+
+#: How many recent runs each request remembers for the trace timeline.
+TIMELINE_LENGTH = 1024
 
 #: Layer types that move or convert data rather than compute (OpenVINO, ONNX Runtime and
 #: TensorRT names; TensorRT's engine inspector calls its copy/format layers "Reformat").
@@ -60,6 +72,60 @@ class ShapeRecord:
     compile_ms: float = 0.0  # preparing it: a specialized compile, or just validation
     first_call_ms: float = 0.0  # the whole first run at it
     specialized: bool = False  # a compile of its own (static shape) rather than a shared one
+
+
+@dataclass
+class RequestStats:
+    """Cheap counters a request keeps; only its current user touches them (no lock)."""
+
+    runs: int = 0
+    wall_ns: int = 0
+    device_ns: int = 0  # 0 when the backend has no measure of its own
+    layers: dict[tuple[str, str], LayerRecord] = field(default_factory=dict)
+    timeline: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=TIMELINE_LENGTH))
+
+    def record(self, started_ns: int, ended_ns: int) -> None:
+        """Count one run that took from ``started_ns`` to ``ended_ns`` (perf_counter_ns)."""
+        self.runs += 1
+        self.wall_ns += ended_ns - started_ns
+        self.timeline.append((started_ns, ended_ns))
+
+
+class ProfileTotals:
+    """Sums of many requests' counters and layer records: what a profile adds up."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.wall_ns = 0
+        self.device_ns = 0
+        self.layers: dict[tuple[str, str], LayerRecord] = {}
+        self.timeline: list[tuple[int, int, int]] = []
+
+    def add(self, stats: RequestStats, index: int) -> None:
+        """Add one request's counters; ``index`` tags its runs in the timeline."""
+        self.runs += stats.runs
+        self.wall_ns += stats.wall_ns
+        self.device_ns += stats.device_ns
+        self.timeline.extend((start, end, index) for start, end in list(stats.timeline))
+        for layer in list(stats.layers.values()):
+            self.add_layer(layer)
+
+    def merge(self, other: ProfileTotals) -> None:
+        """Add totals kept for requests that are gone (their timelines are not kept)."""
+        self.runs += other.runs
+        self.wall_ns += other.wall_ns
+        self.device_ns += other.device_ns
+        for layer in other.layers.values():
+            self.add_layer(layer)
+
+    def add_layer(self, layer: LayerRecord) -> None:
+        key = (layer.name, layer.type)
+        total = self.layers.get(key)
+        if total is None:
+            self.layers[key] = replace(layer)
+        else:
+            total.time_ms += layer.time_ms
+            total.count += layer.count
 
 
 @dataclass
@@ -193,3 +259,79 @@ class Profile:
 
 def _metadata(pid: int, name: str) -> dict[str, Any]:
     return {"name": "process_name", "ph": "M", "pid": pid, "args": {"name": name}}
+
+
+@dataclass
+class CallTimes:
+    """The wall time of each call of a series. :meth:`measure` is the one timing loop of
+    ``atriva-infer bench`` and ``run`` and of the examples::
+
+        CallTimes.measure(lambda: model.run(inputs), iterations=20).median_ms
+    """
+
+    #: Each call's wall time in nanoseconds (``perf_counter_ns``), in call order.
+    latencies_ns: list[int]
+    #: From the start of the first call to the end of the last, the loop's own time included.
+    wall_ns: int
+
+    #: Seconds between two calls of :meth:`measure`'s ``progress`` callback.
+    PROGRESS_INTERVAL_S = 0.1
+
+    @property
+    def median_ms(self) -> float:
+        """The median call in milliseconds (0 when there was no call)."""
+        import statistics  # only the examples and the CLI ask for it
+
+        return statistics.median(self.latencies_ns) / 1e6 if self.latencies_ns else 0.0
+
+    @classmethod
+    def measure(
+        cls,
+        call: Any,
+        *,
+        iterations: int | None = None,
+        seconds: float | None = None,
+        progress: Any = None,
+    ) -> CallTimes:
+        """Call ``call()`` (a function of no arguments) ``iterations`` times or until
+        ``seconds`` have passed, whichever comes first; at least one must be given.
+
+        ``progress(calls_done, seconds_elapsed)``, when given, is called every
+        :attr:`PROGRESS_INTERVAL_S` and once at the end. The loop is lean (a preallocated
+        ``array('q')`` filled in place, no allocation per call) so that it times ``call``,
+        not itself.
+        """
+        from array import array  # imported here: only this loop needs them
+        from time import perf_counter_ns as clock
+
+        never = 1 << 62
+        if iterations is None and seconds is None:
+            from .errors import InvalidInputError
+
+            raise InvalidInputError("CallTimes.measure: expected iterations or seconds, got none")
+        limit = never if iterations is None else iterations
+        latencies = array("q", bytes(8 * max(0, min(limit, 1 << 16))))
+        size = len(latencies)
+        interval = int(cls.PROGRESS_INTERVAL_S * 1e9)
+        started = clock()
+        deadline = never if seconds is None else started + int(seconds * 1e9)
+        next_tick = started + interval if progress is not None else never
+        done = 0
+        while done < limit:
+            begin = clock()
+            call()
+            end = clock()
+            if done < size:
+                latencies[done] = end - begin
+            else:
+                latencies.append(end - begin)
+            done += 1
+            if end >= deadline:
+                break
+            if end >= next_tick:
+                progress(done, (end - started) / 1e9)
+                next_tick = end + interval
+        wall_ns = clock() - started
+        if progress is not None:
+            progress(done, wall_ns / 1e9)
+        return cls(latencies[:done].tolist(), wall_ns)

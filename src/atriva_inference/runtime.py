@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ._engine import Engine
 from ._layouts import only_input
 from .backends import create_backend
 from .backends.base import LoadOptions, Normalization
@@ -158,14 +159,14 @@ class InferenceRuntime:
         for info in loaded.inputs:
             if info.name in hints and info.shape is not None:
                 validate_layout(hints[info.name], len(info.shape), f"layout of '{info.name}'")
-        return Model(
+        engine = Engine(
             loaded,
             backend=self.backend,
             path=str(path),
             layouts=hints,
             shape_cache_size=shape_cache_size,
-            on_close=self._forget,
         )
+        return Model(engine, on_close=self._forget)
 
     def _forget(self, model: Model) -> None:
         """A model closed on its own: the runtime no longer needs to close it."""

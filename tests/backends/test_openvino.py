@@ -55,7 +55,7 @@ def test_truncated_xml(runtime, conv_net, tmp_path):
 def test_default_precision_is_f32_not_the_plugins_bf16(runtime, conv_net):
     model = runtime.load_model(conv_net.ir_path)
     assert model.precision == "FP32"
-    compiled = model._loaded._compiled
+    compiled = model._engine.loaded._compiled
     assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
 
 
@@ -126,7 +126,7 @@ def test_inputs_are_bound_without_copy_and_stream_outputs_reuse_one_buffer(runti
     outputs = []
     for frame in frames:
         out = stream.run(frame)["output"].to_numpy()
-        (request,) = stream._requests.values()  # one signature: one bound request
+        (request,) = stream._holder.requests.values()  # one signature: one bound request
         bound = request._request.get_input_tensor(0).data
         assert np.shares_memory(bound, frame)  # the frame itself is the input: no copy
         np.testing.assert_allclose(out, conv_net.reference({"input": frame})["output"], atol=1e-4)

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from ..errors import InferenceRuntimeError, ModelLoadError
-from ..profiling import LayerRecord
+from ..profiling import LayerRecord, RequestStats
 from ..tensor import TensorInfo
 
 __all__ = [
@@ -39,7 +38,6 @@ __all__ = [
     "LoadOptions",
     "LoadedModel",
     "Normalization",
-    "RequestStats",
     "declared_precision",
     "ir_refused",
 ]
@@ -141,27 +139,6 @@ def declared_precision(infos: Sequence[TensorInfo]) -> str:
     return "FP32"
 
 
-#: How many recent runs each request remembers for the trace timeline.
-TIMELINE_LENGTH = 1024
-
-
-@dataclass
-class RequestStats:
-    """Cheap counters a request keeps; only its current user touches them (no lock)."""
-
-    runs: int = 0
-    wall_ns: int = 0
-    device_ns: int = 0  # 0 when the backend has no measure of its own
-    layers: dict[tuple[str, str], LayerRecord] = field(default_factory=dict)
-    timeline: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=TIMELINE_LENGTH))
-
-    def record(self, started_ns: int, ended_ns: int) -> None:
-        """Count one run that took from ``started_ns`` to ``ended_ns`` (perf_counter_ns)."""
-        self.runs += 1
-        self.wall_ns += ended_ns - started_ns
-        self.timeline.append((started_ns, ended_ns))
-
-
 class BackendRequest(ABC):
     """One execution context: used by one thread at a time, reused across runs."""
 
@@ -171,7 +148,6 @@ class BackendRequest(ABC):
 
     def __init__(self) -> None:
         self.stats = RequestStats()
-        self.owner: object = None  # the runtime's executable this request belongs to
 
     @abstractmethod
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
