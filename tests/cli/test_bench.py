@@ -1,24 +1,22 @@
-"""Tests of ``atriva-infer bench`` and the measuring functions in atriva_inference.bench."""
+"""Tests of ``atriva-infer bench`` and the measuring functions (atriva_inference.cli.bench)."""
 
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from atriva_inference import InferenceRuntime, TensorInfo
-from atriva_inference.bench import measure, output_difference, parse_shapes
-from atriva_inference.cli import main, make_random_inputs
+from atriva_inference import InferenceRuntime
+from atriva_inference.cli import main
+from atriva_inference.cli.bench import measure, output_difference
+from atriva_inference.cli.inputs import make_random_inputs
 from atriva_inference.errors import InvalidInputError
+from atriva_inference.profiling import CallTimes
 
-onnx = pytest.importorskip("onnx")
 ov = pytest.importorskip("openvino")
 pytest.importorskip("onnxruntime")
-
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 PREFIX = "atriva-infer: error:"
 BACKENDS = ["openvino", "onnxruntime"]
@@ -37,45 +35,6 @@ JSON_KEYS = {
     "profile",
 }
 LATENCY_KEYS = {"median", "p90", "p99", "min", "max", "mean"}
-
-
-def _save(graph: onnx.GraphProto, path: Path) -> Path:
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Conv float32[1,3,16,16] -> [1,4,16,16] (ONNX and IR) and a dynamic Relu [N,3,H,W]."""
-    root = tmp_path_factory.mktemp("bench")
-    rng = np.random.default_rng(3)
-    weight = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
-    bias = numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b")
-    conv = _save(
-        helper.make_graph(
-            [helper.make_node("Conv", ["images", "w", "b"], ["scores"], pads=[1, 1, 1, 1])],
-            "conv",
-            [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 16, 16])],
-            [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 4, 16, 16])],
-            [weight, bias],
-        ),
-        root / "conv.onnx",
-    )
-    xml = root / "conv.xml"
-    ov.save_model(ov.Core().read_model(str(conv)), str(xml), compress_to_fp16=False)
-    dynamic = _save(
-        helper.make_graph(
-            [helper.make_node("Relu", ["x"], ["y"])],
-            "dynamic",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        ),
-        root / "dynamic.onnx",
-    )
-    return {"conv": conv, "xml": xml, "dynamic": dynamic, "root": root}
 
 
 def _bench(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
@@ -103,7 +62,7 @@ def _row(out: str, backend: str, nth: int = 0) -> list[str]:
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bench_each_mode_and_backend(models, capsys, backend, mode):
-    code, out, err = _bench(capsys, models["conv"], "--backend", backend, "--mode", mode, *FAST)
+    code, out, err = _bench(capsys, models["onnx"], "--backend", backend, "--mode", mode, *FAST)
     assert code == 0, err
     assert _field(out, "backend") == backend
     assert _field(out, "device") == "CPU"
@@ -122,7 +81,7 @@ def test_bench_each_mode_and_backend(models, capsys, backend, mode):
 def test_json_has_the_fields_and_the_iterations_asked(models, capsys, tmp_path, mode):
     path = tmp_path / "out.json"
     args = ["--mode", mode, "--requests", "3", "--iterations", "7", "--json", path]
-    code, _, err = _bench(capsys, models["conv"], "--backend", "openvino", *args)
+    code, _, err = _bench(capsys, models["onnx"], "--backend", "openvino", *args)
     assert code == 0, err
     data = json.loads(path.read_text())
     assert set(data) >= JSON_KEYS
@@ -140,7 +99,7 @@ def test_json_has_the_fields_and_the_iterations_asked(models, capsys, tmp_path, 
 def test_warmup_is_not_in_the_profile(models, capsys, tmp_path, backend):
     path = tmp_path / "out.json"
     args = ["--backend", backend, "--iterations", "6", "--warmup", "4", "--json", path]
-    code, _, err = _bench(capsys, models["conv"], *args)
+    code, _, err = _bench(capsys, models["onnx"], *args)
     assert code == 0, err
     assert json.loads(path.read_text())["profile"]["runs"] == 6
 
@@ -167,7 +126,7 @@ def test_shape_sets_a_dynamic_input(models, capsys, tmp_path, backend):
         ("dynamic", "y=1x3x8x8", "no input 'y'"),
         ("dynamic", "x=1x3xAx8", "expected dimensions like"),
         ("dynamic", "x=", "expected dimensions like"),
-        ("conv", "1x3x8x8", "does not fit"),  # a static model keeps its shape
+        ("onnx", "1x3x8x8", "does not fit"),  # a static model keeps its shape
     ],
 )
 def test_bad_shape_is_a_one_line_error(models, capsys, model, shape, message):
@@ -179,12 +138,12 @@ def test_bad_shape_is_a_one_line_error(models, capsys, model, shape, message):
 
 
 def test_trace_with_compare_is_refused(models, capsys, tmp_path):
-    code, _, err = _bench(capsys, models["conv"], "--compare", "--trace", tmp_path / "t.json")
+    code, _, err = _bench(capsys, models["onnx"], "--compare", "--trace", tmp_path / "t.json")
     assert code == 2 and err.startswith(PREFIX) and err.count("\n") == 1
 
 
 def test_json_into_a_missing_folder_fails_before_measuring(models, capsys, tmp_path):
-    code, out, err = _bench(capsys, models["conv"], "--json", tmp_path / "no" / "out.json")
+    code, out, err = _bench(capsys, models["onnx"], "--json", tmp_path / "no" / "out.json")
     assert code == 2 and err.startswith(PREFIX) and "does not exist" in err
     assert out == ""
 
@@ -193,7 +152,7 @@ def test_json_into_a_missing_folder_fails_before_measuring(models, capsys, tmp_p
 def test_trace_is_a_chrome_trace(models, capsys, tmp_path, backend):
     path = tmp_path / "trace.json"
     args = ["--backend", backend, "--profile", "--trace", path, *FAST]
-    code, _, err = _bench(capsys, models["conv"], *args)
+    code, _, err = _bench(capsys, models["onnx"], *args)
     assert code == 0, err
     events = json.loads(path.read_text())["traceEvents"]
     assert isinstance(events, list) and events
@@ -202,7 +161,7 @@ def test_trace_is_a_chrome_trace(models, capsys, tmp_path, backend):
 # -- comparisons ---------------------------------------------------------------------------
 def test_compare_backends_same_outputs(models, capsys, tmp_path):
     path = tmp_path / "compare.json"
-    code, out, err = _bench(capsys, models["conv"], "--compare", "--json", path, *FAST)
+    code, out, err = _bench(capsys, models["onnx"], "--compare", "--json", path, *FAST)
     assert code == 0, err
     first, second = _row(out, "openvino"), _row(out, "onnxruntime")
     assert first[1:3] == ["CPU", "FP32"] and "reference" in first
@@ -214,7 +173,7 @@ def test_compare_backends_same_outputs(models, capsys, tmp_path):
     rows = {row["backend"]: row for row in data["compare"]}
     assert set(rows) == {"openvino", "onnxruntime"}
     assert rows["openvino"]["reference"] and rows["openvino"]["speed_ratio"] == 1.0
-    assert rows["onnxruntime"]["outputs"]["scores"]["max_abs"] < 1e-4
+    assert rows["onnxruntime"]["outputs"]["output"]["max_abs"] < 1e-4
     assert rows["onnxruntime"]["iterations"] == 10
 
 
@@ -230,7 +189,7 @@ def test_compare_precisions(models, capsys, tmp_path):
     capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     path = tmp_path / "precisions.json"
     args = ["--backend", "openvino", "--precision", "f32,bf16", "--json", path, *FAST]
-    code, out, err = _bench(capsys, models["conv"], *args)
+    code, out, err = _bench(capsys, models["onnx"], *args)
     assert code == 0, err
     f32, bf16 = _row(out, "openvino", 0), _row(out, "openvino", 1)
     assert f32[2] == "FP32" and "reference" in f32
@@ -239,7 +198,7 @@ def test_compare_precisions(models, capsys, tmp_path):
     if "BF16" in capabilities:
         assert bf16[2] == "BF16"
         assert rows[1]["precision"] == "BF16" and rows[1]["error"] is None
-        assert 0 < rows[1]["outputs"]["scores"]["max_abs"] < 1  # bf16 rounds, but not wildly
+        assert 0 < rows[1]["outputs"]["output"]["max_abs"] < 1  # bf16 rounds, but not wildly
     else:
         assert "error:" in bf16 and "BF16" in " ".join(bf16)
         assert rows[1]["error"]
@@ -247,7 +206,7 @@ def test_compare_precisions(models, capsys, tmp_path):
 
 def test_compare_reports_a_failing_precision_in_its_row(models, capsys):
     args = ["--backend", "onnxruntime", "--precision", "fp32,bf16", *FAST]
-    code, out, err = _bench(capsys, models["conv"], *args)
+    code, out, err = _bench(capsys, models["onnx"], *args)
     assert code == 0, err
     assert "reference" in _row(out, "onnxruntime", 0)
     assert "error:" in _row(out, "onnxruntime", 1)
@@ -269,22 +228,10 @@ def test_output_difference_known_arrays():
         output_difference(np.zeros(3), np.zeros(4))
 
 
-def test_parse_shapes():
-    infos = [TensorInfo("x", (None, 3, None), np.dtype(np.float32))]
-    assert parse_shapes(["x=2x3x5"], infos)[0].shape == (2, 3, 5)
-    assert parse_shapes(["4x3x1"], infos)[0].shape == (4, 3, 1)
-    assert parse_shapes([], infos) == infos
-    two = [*infos, TensorInfo("y", (1,), np.dtype(np.int64))]
-    with pytest.raises(InvalidInputError, match="NAME=AxBxC"):
-        parse_shapes(["2x3x5"], two)
-    with pytest.raises(InvalidInputError, match="more than once"):
-        parse_shapes(["x=2x3x5", "x=1x3x5"], infos)
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_measure_counts_and_stops(models, mode):
     with InferenceRuntime("openvino") as runtime:
-        model = runtime.load_model(models["conv"], "CPU")
+        model = runtime.load_model(models["onnx"], "CPU")
         inputs = make_random_inputs(model.inputs)
         result = measure(model, inputs, mode, iterations=9, warmup=1, requests=4)
         assert result.iterations == 9 == result.latencies_ns.size
@@ -292,9 +239,31 @@ def test_measure_counts_and_stops(models, mode):
         assert result.requests == (4 if mode == "async" else 1)
         assert model.get_profiling().runs == 9
         timed = measure(model, inputs, mode, seconds=0.05, warmup=0)
-        assert 0.05 <= timed.seconds < 2 and timed.iterations >= 1
+        assert timed.seconds >= 0.05 and timed.iterations >= 1  # stops past the deadline
         calls: list[tuple[int, float]] = []
         measure(model, inputs, mode, iterations=3, progress=lambda *a: calls.append(a))
         assert calls[-1][0] == 3  # the final report
         with pytest.raises(InvalidInputError, match="mode"):
             measure(model, inputs, "turbo", iterations=1)
+
+
+def test_call_times_counts_stops_and_reports_progress():
+    calls: list[int] = []
+    times = CallTimes.measure(lambda: calls.append(1), iterations=70_000)  # past the prealloc
+    assert len(calls) == len(times.latencies_ns) == 70_000
+    assert all(latency >= 0 for latency in times.latencies_ns)
+    assert times.wall_ns >= sum(times.latencies_ns)
+    assert CallTimes.measure(lambda: None, iterations=0).latencies_ns == []
+    timed = CallTimes.measure(lambda: None, seconds=0.02)
+    assert timed.wall_ns >= 0.02e9 and len(timed.latencies_ns) >= 1
+    reports: list[tuple[int, float]] = []
+    CallTimes.measure(lambda: None, iterations=5, progress=lambda *a: reports.append(a))
+    assert reports[-1][0] == 5
+    with pytest.raises(InvalidInputError, match="iterations or seconds"):
+        CallTimes.measure(lambda: None)
+
+
+def test_call_times_median():
+    assert CallTimes([3_000_000, 1_000_000, 2_000_000], 6_000_000).median_ms == 2.0
+    assert CallTimes([1_000_000, 2_000_000], 3_000_000).median_ms == 1.5
+    assert CallTimes([], 0).median_ms == 0.0

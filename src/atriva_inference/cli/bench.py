@@ -1,7 +1,7 @@
 """Benchmarking: throughput and latency of a loaded model, and side-by-side comparisons.
 
-The measuring loops are lean (``time.perf_counter_ns``, latencies kept in a preallocated
-``array('q')`` growing in place) so that what they report is the runtime, not the harness.
+The timing loop is :meth:`atriva_inference.profiling.CallTimes.measure` (lean, so that what
+it reports is the runtime, not the harness); the async mode feeds the model's async queue.
 Used by ``atriva-infer bench``; every function here also works from Python::
 
     result = measure(model, inputs, "async", iterations=200, requests=4)
@@ -13,19 +13,21 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from array import array
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from .dtypes import kind_of
-from .errors import InferenceRuntimeError, InvalidInputError, ModelLoadError
-from .model import Model
-from .runtime import InferenceRuntime
-from .shapes import parse_shape
-from .tensor import TensorInfo, format_signature
+from ..dtypes import kind_of
+from ..errors import InferenceRuntimeError, InvalidInputError, ModelLoadError
+from ..execution import AsyncQueue
+from ..model import Model
+from ..profiling import CallTimes
+from ..runtime import InferenceRuntime
+from ..tensor import TensorInfo
+from .text import one_line
 
 __all__ = [
     "DEFAULT_REQUESTS",
@@ -35,25 +37,21 @@ __all__ = [
     "BenchResult",
     "CompareRow",
     "Config",
+    "ProgressFn",
     "compare",
-    "compare_backends",
-    "compare_precisions",
     "measure",
     "output_difference",
-    "parse_shapes",
 ]
 
-#: ``sync``: ``model.run``; ``stream``: one ``model.create_stream()``; ``async``: a round-robin
-#: of ``requests`` async requests kept busy.
+#: ``sync``: ``model.run``; ``stream``: one ``model.create_stream()``; ``async``: the model's
+#: async queue with ``requests`` frames in flight.
 MODES = ("sync", "stream", "async")
 DEFAULT_SECONDS = 5.0
 DEFAULT_WARMUP = 5
 DEFAULT_REQUESTS: int | None = None  # the backend's optimal number of requests in flight
 
-#: Seconds between two calls of the progress callback.
-PROGRESS_INTERVAL_S = 0.1
-
-#: ``progress(iterations_done, seconds_elapsed)``, called at most every PROGRESS_INTERVAL_S.
+#: ``progress(iterations_done, seconds_elapsed)``, called every
+#: ``CallTimes.PROGRESS_INTERVAL_S`` and once at the end.
 ProgressFn = Callable[[int, float], None]
 
 _NEVER = 1 << 62  # a deadline / iteration limit that is never reached
@@ -104,61 +102,6 @@ class BenchResult:
         }
 
 
-# -- shapes --------------------------------------------------------------------------------
-def parse_shapes(specs: Sequence[str], infos: Sequence[TensorInfo]) -> list[TensorInfo]:
-    """Apply ``name=AxBxC`` (or a bare ``AxBxC`` for a one-input model) to ``infos``.
-
-    Returns the infos with the given concrete shapes; a shape whose rank or static
-    dimensions do not fit the model raises :class:`InvalidInputError`.
-    """
-    by_name = {info.name: info for info in infos}
-    listing = ", ".join(
-        f"'{info.name}' {format_signature(info.dtype, info.shape)}" for info in infos
-    )
-    chosen: dict[str, tuple[int, ...]] = {}
-    for spec in specs:
-        name, sep, text = spec.rpartition("=")
-        if not sep:
-            if len(infos) != 1:
-                raise InvalidInputError(
-                    f"--shape {spec}: the model has {len(infos)} inputs ({listing}); use NAME=AxBxC"
-                )
-            name = infos[0].name
-        elif name not in by_name:
-            raise InvalidInputError(
-                f"--shape {spec}: the model has no input '{name}'; its inputs: {listing}"
-            )
-        if name in chosen:
-            raise InvalidInputError(f"--shape {spec}: input '{name}' is given more than once")
-        shape = _parse_dims(spec, text)
-        info = by_name[name]
-        if info.shape is not None:
-            fits = len(shape) == len(info.shape) and all(
-                dim is None or dim == got for dim, got in zip(info.shape, shape)
-            )
-            if not fits:
-                raise InvalidInputError(
-                    f"--shape {spec}: input '{name}' takes "
-                    f"{format_signature(info.dtype, info.shape)}, which shape "
-                    f"{'x'.join(map(str, shape))} does not fit"
-                )
-        chosen[name] = shape
-    return [
-        replace(info, shape=chosen[info.name]) if info.name in chosen else info for info in infos
-    ]
-
-
-def _parse_dims(spec: str, text: str) -> tuple[int, ...]:
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        dims = tuple(int(part) for part in parts)
-    except ValueError as exc:
-        raise InvalidInputError(
-            f"--shape {spec}: expected dimensions like 1x3x480x640, got {text!r}"
-        ) from exc
-    return parse_shape(dims, f"--shape {spec}")  # the runtime's own shape checks
-
-
 # -- measuring -----------------------------------------------------------------------------
 def measure(
     model: Model,
@@ -190,95 +133,51 @@ def measure(
         raise InvalidInputError(f"warmup: expected an integer >= 0, got {warmup!r}")
     if requests is not None and requests < 1:
         raise InvalidInputError(f"requests: expected a positive integer, got {requests!r}")
-    limit = iterations if iterations is not None else _NEVER
-    budget_ns = int(seconds * 1e9) if seconds is not None else _NEVER
 
-    latencies = array("q", bytes(8 * min(limit, 1 << 16)))  # preallocated, then reused
     if mode == "async":
         queue = model.create_async_queue(depth=requests)
         requests = queue.depth
-        _loop_queue(queue, inputs, warmup, _NEVER, latencies, None)
+        _feed_queue(queue, inputs, iterations=warmup)
+        model.reset_profiling()
+        times = _feed_queue(
+            queue, inputs, iterations=iterations, seconds=seconds, progress=progress
+        )
     else:
         requests = 1
-        call = model.run if mode == "sync" else model.create_stream().run
-        _loop(call, inputs, warmup, _NEVER, latencies, None)
-    model.reset_profiling()
-
-    started = time.perf_counter_ns()
-    deadline = started + budget_ns if budget_ns != _NEVER else _NEVER
-    if mode == "async":
-        done = _loop_queue(queue, inputs, limit, deadline, latencies, progress, started)
-    else:
-        done = _loop(call, inputs, limit, deadline, latencies, progress, started)
-    wall_ns = time.perf_counter_ns() - started
-    if progress is not None:
-        progress(done, wall_ns / 1e9)
+        call = partial(model.run if mode == "sync" else model.create_stream().run, inputs)
+        CallTimes.measure(call, iterations=warmup)
+        model.reset_profiling()
+        times = CallTimes.measure(call, iterations=iterations, seconds=seconds, progress=progress)
     return BenchResult(
         mode=mode,
-        iterations=done,
-        seconds=wall_ns / 1e9,
-        latencies_ns=np.frombuffer(latencies, dtype=np.int64, count=done).copy(),
+        iterations=len(times.latencies_ns),
+        seconds=times.wall_ns / 1e9,
+        latencies_ns=np.asarray(times.latencies_ns, dtype=np.int64),
         requests=requests,
         warmup=warmup,
     )
 
 
-def _store(latencies: array, index: int, value: int) -> None:
-    if index < len(latencies):
-        latencies[index] = value
-    else:
-        latencies.append(value)
-
-
-def _loop(
-    call: Callable[[Any], Any],
+def _feed_queue(
+    queue: AsyncQueue,
     inputs: Mapping[str, Any],
-    limit: int,
-    deadline: int,
-    latencies: array,
-    progress: ProgressFn | None,
-    started: int = 0,
-) -> int:
-    """``call(inputs)`` until ``limit`` iterations or ``deadline``; returns the count."""
-    clock = time.perf_counter_ns
-    size = len(latencies)
-    interval = int(PROGRESS_INTERVAL_S * 1e9)
-    next_tick = clock() + interval if progress is not None else _NEVER
-    done = 0
-    while done < limit:
-        begin = clock()
-        call(inputs)
-        end = clock()
-        if done < size:  # _store inlined: this loop is what is being timed
-            latencies[done] = end - begin
-        else:
-            latencies.append(end - begin)
-        done += 1
-        if end >= deadline:
-            break
-        if end >= next_tick:
-            progress(done, (end - started) / 1e9)  # type: ignore[misc]
-            next_tick = end + interval
-    return done
-
-
-def _loop_queue(
-    queue: Any,
-    inputs: Mapping[str, Any],
-    limit: int,
-    deadline: int,
-    latencies: array,
-    progress: ProgressFn | None,
-    started: int = 0,
-) -> int:
+    *,
+    iterations: int | None,
+    seconds: float | None = None,
+    progress: ProgressFn | None = None,
+) -> CallTimes:
     """Feed the model's async queue (its THROUGHPUT executable, ``depth`` frames in flight)
-    until ``limit`` frames or ``deadline``; a frame's latency is submit -> its callback.
-    Frames in flight at the end are waited for and counted."""
+    until ``iterations`` frames or ``seconds``; a frame's latency is submit -> its callback.
+    Frames in flight at the end are waited for and counted. The async counterpart of
+    :meth:`CallTimes.measure`, with the same progress reports."""
     clock = time.perf_counter_ns
+    limit = _NEVER if iterations is None else iterations
     starts: list[int] = []
     ends: list[int] = []
-    interval = int(PROGRESS_INTERVAL_S * 1e9)
-    next_tick = clock() + interval if progress is not None else _NEVER
+    interval = int(CallTimes.PROGRESS_INTERVAL_S * 1e9)
+    started = clock()
+    deadline = _NEVER if seconds is None else started + int(seconds * 1e9)
+    next_tick = started + interval if progress is not None else _NEVER
     try:
         while len(starts) < limit:
             now = clock()
@@ -300,9 +199,10 @@ def _loop_queue(
         with contextlib.suppress(Exception):  # the first error is the one raised
             queue.wait_all()
         raise
-    for index, (begun, ended) in enumerate(zip(starts, ends)):
-        _store(latencies, index, ended - begun)
-    return len(starts)
+    wall_ns = clock() - started
+    if progress is not None:
+        progress(len(starts), wall_ns / 1e9)
+    return CallTimes([end - begin for begin, end in zip(starts, ends)], wall_ns)
 
 
 # -- comparing -----------------------------------------------------------------------------
@@ -366,10 +266,6 @@ class CompareRow:
     differences: dict[str, tuple[float, float]] = field(default_factory=dict)
     difference_notes: list[str] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return self.result is not None
-
     def max_difference(self) -> tuple[float, float] | None:
         """The largest ``(abs, rel)`` over every output, or ``None`` when none was compared."""
         if not self.differences:
@@ -418,7 +314,7 @@ def compare(
     seconds: float | None = None,
     iterations: int | None = None,
     warmup: int = DEFAULT_WARMUP,
-    requests: int = DEFAULT_REQUESTS,
+    requests: int | None = DEFAULT_REQUESTS,
     profiling: bool = False,
     dynamic: bool = False,
     cache_dir: str | None = None,
@@ -440,7 +336,7 @@ def compare(
         try:
             runtime = InferenceRuntime(config.backend, cache_dir=cache_dir)
         except InferenceRuntimeError as exc:
-            row.error = _one_line(exc)
+            row.error = one_line(exc)
             continue
         with runtime:
             try:
@@ -453,7 +349,7 @@ def compare(
                 )
             except InferenceRuntimeError as exc:
                 row.skipped = isinstance(exc, ModelLoadError)
-                row.error = _one_line(exc)
+                row.error = one_line(exc)
                 continue
             row.device, row.precision = model.device, model.precision
             if shared is None:  # errors here (a bad --shape) are the caller's: not caught
@@ -473,13 +369,9 @@ def compare(
                 row.outputs = {name: t.to_numpy() for name, t in model.run(shared).items()}
             except InferenceRuntimeError as exc:
                 row.result = None
-                row.error = _one_line(exc)
+                row.error = one_line(exc)
     _relate(rows)
     return rows
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _relate(rows: list[CompareRow]) -> None:
@@ -502,26 +394,3 @@ def _relate(rows: list[CompareRow]) -> None:
                 row.differences[name] = output_difference(row.outputs[name], expected)
             except ValueError as exc:
                 row.difference_notes.append(f"output '{name}': {exc}")
-
-
-def compare_backends(
-    model_path: str,
-    backends: Sequence[str],
-    inputs: InputsArg,
-    *,
-    precision: str | None = None,
-    **options: Any,
-) -> list[CompareRow]:
-    """:func:`compare` of the same model on each backend (the first is the reference)."""
-    return compare(model_path, [Config(name, precision) for name in backends], inputs, **options)
-
-
-def compare_precisions(
-    model_path: str,
-    backend: str,
-    precisions: Sequence[str | None],
-    inputs: InputsArg,
-    **options: Any,
-) -> list[CompareRow]:
-    """:func:`compare` of precisions on one backend (the first is the reference)."""
-    return compare(model_path, [Config(backend, p) for p in precisions], inputs, **options)

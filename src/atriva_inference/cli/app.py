@@ -1,0 +1,431 @@
+"""The commands of ``atriva-infer`` (``info``, ``run``, ``bench``) and :func:`main`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._layouts import infer_layout
+from ..backends import BackendStatus, available_backends
+from ..errors import BackendUnavailableError, InferenceRuntimeError, InvalidInputError
+from ..model import Model
+from ..profiling import CallTimes
+from ..runtime import InferenceRuntime
+from ..tensor import Tensor, TensorInfo, format_signature
+from . import bench
+from .inputs import make_random_inputs, parse_shapes, read_inputs
+from .parser import DEFAULT_BACKENDS, PROG, build_parser
+from .text import array_dtype, one_line, port_fields, summarize
+
+__all__ = ["main"]
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _choose_backend(requested: str | None, known: Sequence[BackendStatus] | None = None) -> str:
+    """``requested`` as given, or the first usable of :data:`DEFAULT_BACKENDS`."""
+    if requested is not None:
+        return requested
+    statuses = {status.name: status for status in known or available_backends()}
+    for name in DEFAULT_BACKENDS:
+        status = statuses.get(name)
+        if status is not None and status.usable:
+            return name
+    reasons = "; ".join(
+        f"{name}: {statuses[name].reason}" for name in DEFAULT_BACKENDS if name in statuses
+    )
+    raise BackendUnavailableError(f"no usable backend ({reasons})")
+
+
+def _load(runtime: InferenceRuntime, args: argparse.Namespace) -> Model:
+    return runtime.load_model(
+        args.model, args.device, precision=args.precision, dynamic=args.dynamic
+    )
+
+
+def _port_line(info: TensorInfo, guess_layout: bool) -> str:
+    layout = info.layout
+    if layout is None and guess_layout:
+        guessed = infer_layout(info)
+        layout = f"{guessed} (guessed)" if guessed else None
+    return f"  {info.name}  {port_fields(info.dtype, info.shape)}  layout={layout or '?'}"
+
+
+# -- commands ------------------------------------------------------------------------------
+def _cmd_info(args: argparse.Namespace) -> int:
+    statuses = available_backends()
+    print("backends:")
+    for status in statuses:
+        devices = ", ".join(status.devices) or "-"
+        state = "usable" if status.usable else "unusable"
+        print(f"  {status.name:<12} {state:<9} devices={devices:<12} {status.reason}")
+    backend = _choose_backend(args.backend, statuses)
+    with InferenceRuntime(backend, cache_dir=args.cache_dir) as runtime:
+        model = _load(runtime, args)
+        cache = "yes" if model.loaded_from_cache else "no"
+        if args.cache_dir is None:
+            cache += " (no --cache-dir)"
+        print(f"model:      {model.path}")
+        print(f"backend:    {model.backend}")
+        print(f"device:     {model.device}")
+        print(f"precision:  {model.precision}")
+        print(f"from cache: {cache}")
+        print(f"load time:  {model.get_profiling().compile_ms:.1f} ms")
+        print("inputs:")
+        for info in model.inputs:
+            print(_port_line(info, guess_layout=True))
+        print("outputs:")
+        for info in model.outputs:
+            print(_port_line(info, guess_layout=False))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    backend = _choose_backend(args.backend)
+    with InferenceRuntime(backend, cache_dir=args.cache_dir) as runtime:
+        model = _load(runtime, args)
+        print(
+            f"model: {model.path}  backend={model.backend}  device={model.device}  "
+            f"precision={model.precision}"
+        )
+        if args.inputs:
+            inputs = read_inputs(args.inputs, model.inputs)
+            source = "from file"
+        else:
+            inputs = make_random_inputs(
+                model.inputs, seed=args.seed, dynamic_size=args.dynamic_size
+            )
+            source = f"random (seed {args.seed})"
+        print("inputs:")
+        for name, array in inputs.items():
+            print(f"  {name}  {port_fields(array_dtype(array), array.shape)}  {source}")
+        outputs: dict[str, Tensor] = {}
+        # dict.update: the last run's outputs are the ones printed
+        times = CallTimes.measure(
+            lambda: outputs.update(model.run(inputs)), iterations=args.iterations
+        )
+        print("outputs:")
+        for name, tensor in outputs.items():
+            array = tensor.to_numpy()
+            fields = port_fields(array_dtype(array), array.shape)
+            print(f"  {name}  {fields}  {summarize(array)}".rstrip())
+        runs = f"{args.iterations} iteration{'s' if args.iterations != 1 else ''}"
+        print(f"latency: median {times.median_ms:.3f} ms over {runs}")
+    return 0
+
+
+# -- bench ---------------------------------------------------------------------------------
+class _ProgressBar:
+    """A transient ``rich`` progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, seconds: float | None, iterations: int | None) -> None:
+        self._seconds = seconds
+        self._iterations = iterations
+        self._progress: Any = None
+
+    def __enter__(self) -> _ProgressBar:
+        if not sys.stderr.isatty():
+            return self
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        count = MofNCompleteColumn() if self._iterations is not None else TaskProgressColumn()
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            count,
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            auto_refresh=False,  # no refresh thread competing with the measured loop
+        )
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def task(self, label: str) -> bench.ProgressFn | None:
+        """A callback for :func:`bench.measure` that advances a new bar named ``label``."""
+        progress = self._progress
+        if progress is None:
+            return None
+        by_count = self._iterations is not None
+        total = self._iterations if by_count else self._seconds
+        task_id = progress.add_task(label, total=total)
+        progress.refresh()
+
+        def update(done: int, elapsed: float) -> None:
+            completed = done if by_count else min(elapsed, total or elapsed)
+            progress.update(task_id, completed=completed, refresh=True)
+
+        return update
+
+
+def _split_list(text: str, what: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise InvalidInputError(f"{what}: expected a name or a comma list, got {text!r}")
+    return list(dict.fromkeys(items))  # keep order, drop repeats
+
+
+def _check_writable(path: str | None, option: str) -> None:
+    if path is not None and not Path(path).resolve().parent.is_dir():
+        raise InvalidInputError(f"{option} {path}: the folder '{Path(path).parent}' does not exist")
+
+
+def _inputs_line(inputs: dict[str, np.ndarray], seed: int) -> str:
+    parts = [f"{name} {format_signature(array_dtype(a), a.shape)}" for name, a in inputs.items()]
+    return f"{', '.join(parts) or '(none)'} (random, seed {seed})"
+
+
+def _latency_line(result: bench.BenchResult) -> str:
+    lat = result.latency_ms()
+    text = "  ".join(f"{key} {lat[key]:.3f}" for key in ("median", "p90", "p99", "min", "max"))
+    return text + ("  (per request, start -> wait)" if result.mode == "async" else "")
+
+
+def _mode_text(result: bench.BenchResult) -> str:
+    if result.mode == "async":
+        return f"async, {result.requests} request{'s' if result.requests != 1 else ''}"
+    return result.mode
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(data, file, indent=2)
+        file.write("\n")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    precisions: list[str | None] = (
+        [None] if args.precision is None else _split_list(args.precision, "--precision")
+    )
+    if args.backend is not None:
+        backends = _split_list(args.backend, "--backend")
+    elif args.compare:
+        statuses = available_backends()
+        backends = [status.name for status in statuses if status.usable]
+        if not backends:
+            reasons = "; ".join(f"{status.name}: {status.reason}" for status in statuses)
+            raise BackendUnavailableError(f"--compare: no usable backend ({reasons})")
+    else:
+        backends = [_choose_backend(None)]
+    comparing = args.compare or len(backends) > 1 or len(precisions) > 1
+    _check_writable(args.json, "--json")
+    _check_writable(args.trace, "--trace")
+    if args.trace is not None and comparing:
+        raise InvalidInputError(
+            "--trace records one configuration: drop --compare and the comma lists"
+        )
+    seconds = args.seconds
+    if seconds is None and args.iterations is None:
+        seconds = bench.DEFAULT_SECONDS
+    used: dict[str, np.ndarray] = {}
+
+    def make_inputs(infos: Sequence[TensorInfo]) -> dict[str, np.ndarray]:
+        infos = parse_shapes(args.shapes, infos)
+        used.update(make_random_inputs(infos, seed=args.seed, dynamic_size=args.dynamic_size))
+        return used
+
+    options: dict[str, Any] = {
+        "seconds": seconds,
+        "iterations": args.iterations,
+        "warmup": args.warmup,
+        "requests": args.requests,
+    }
+    if comparing:
+        configs = [bench.Config(b, p) for b in backends for p in precisions]
+        return _bench_compare(args, configs, make_inputs, options, used)
+    return _bench_one(args, backends[0], precisions[0], make_inputs, options)
+
+
+def _bench_one(
+    args: argparse.Namespace,
+    backend: str,
+    precision: str | None,
+    make_inputs: Callable[[Sequence[TensorInfo]], dict[str, np.ndarray]],
+    options: dict[str, Any],
+) -> int:
+    with InferenceRuntime(backend, cache_dir=args.cache_dir) as runtime:
+        model = runtime.load_model(
+            args.model,
+            args.device,
+            precision=precision,
+            profiling=args.profile,
+            dynamic=args.dynamic,
+        )
+        inputs = make_inputs(model.inputs)
+        print(f"model:       {model.path}")
+        print(f"backend:     {model.backend}")
+        print(f"device:      {model.device}")
+        print(f"precision:   {model.precision}")
+        print(f"inputs:      {_inputs_line(inputs, args.seed)}")
+        sys.stdout.flush()
+        with _ProgressBar(options["seconds"], options["iterations"]) as bar:
+            result = bench.measure(
+                model, inputs, args.mode, progress=bar.task(f"{backend} {args.mode}"), **options
+            )
+        print(f"mode:        {_mode_text(result)}")
+        print(f"warm-up:     {result.warmup} iterations (not counted)")
+        print(f"iterations:  {result.iterations}")
+        print(f"wall time:   {result.seconds:.3f} s")
+        print(f"throughput:  {result.throughput_fps:.1f} fps")
+        print(f"latency ms:  {_latency_line(result)}")
+        profile = model.get_profiling()
+        print()
+        print(profile)
+        if args.trace is not None:
+            profile.to_chrome_trace(args.trace)
+            print(f"trace:       {args.trace}")
+        if args.json is not None:
+            data = {
+                "model": model.path,
+                "backend": model.backend,
+                "device": model.device,
+                "precision": model.precision,
+                **result.to_dict(),
+                "inputs": {name: list(a.shape) for name, a in inputs.items()},
+                "profile": profile.to_dict(),
+            }
+            _write_json(args.json, data)
+            print(f"json:        {args.json}")
+    return 0
+
+
+def _diff_text(pair: tuple[float, float] | None) -> str:
+    if pair is None:
+        return f"{'-':>12} {'-':>12}"
+    return f"{pair[0]:>12.3g} {pair[1]:>12.3g}"
+
+
+def _bench_compare(
+    args: argparse.Namespace,
+    configs: list[bench.Config],
+    make_inputs: Callable[[Sequence[TensorInfo]], dict[str, np.ndarray]],
+    options: dict[str, Any],
+    used: dict[str, np.ndarray],
+) -> int:
+    with _ProgressBar(options["seconds"], options["iterations"]) as bar:
+        rows = bench.compare(
+            args.model,
+            configs,
+            make_inputs,
+            device=args.device,
+            mode=args.mode,
+            profiling=args.profile,
+            dynamic=args.dynamic,
+            cache_dir=args.cache_dir,
+            progress=lambda config: bar.task(config.label),
+            **options,
+        )
+    measured = [row for row in rows if row.result is not None]
+    first = measured[0] if measured else None
+    print(f"model:   {args.model}")
+    print(f"inputs:  {_inputs_line(used, args.seed) if used else '-'}")
+    if first is not None and first.result is not None:
+        print(f"mode:    {_mode_text(first.result)}, warm-up {first.result.warmup} iterations")
+    header = (
+        f"{'backend':<12} {'device':<7} {'precision':<9} {'median ms':>10} {'p90 ms':>9} "
+        f"{'fps':>10} {'speed':>7} {'max abs diff':>12} {'max rel diff':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    skipped = []
+    for row in rows:
+        lead = f"{row.config.backend:<12} {row.device or '-':<7} "
+        if row.result is None:
+            asked = row.config.precision.upper() if row.config.precision else "-"
+            if row.skipped:
+                skipped.append(f"{row.config.backend}: {row.error}")
+                print(f"{lead}{asked:<9} skipped (see below)")
+            else:
+                print(f"{lead}{asked:<9} error: {row.error}")
+            continue
+        lat = row.result.latency_ms()
+        ratio = f"{row.speed_ratio:.2f}x" if row.speed_ratio is not None else "-"
+        diff = (
+            f"{'reference':>12} {'reference':>12}"
+            if row.reference
+            else _diff_text(row.max_difference())
+        )
+        print(
+            f"{lead}{row.precision:<9} {lat['median']:>10.3f} {lat['p90']:>9.3f} "
+            f"{row.result.throughput_fps:>10.1f} {ratio:>7} {diff}"
+        )
+        if len(row.differences) > 1 and not row.reference:
+            for name, pair in row.differences.items():
+                print(f"    output '{name}': max abs {pair[0]:.3g}  max rel {pair[1]:.3g}")
+        for note in row.difference_notes:
+            print(f"    {note}")
+    if first is not None:
+        print(
+            "speed = fps / fps of the first row; diffs are vs the first row "
+            f"({first.config.backend} {first.precision})"
+        )
+    for note in skipped:
+        print(f"skipped {note}")
+    if args.profile:
+        for row in measured:
+            print()
+            print(row.profile)
+    if args.json is not None:
+        data: dict[str, Any] = {"model": args.model}
+        if first is not None and first.result is not None:
+            data.update(
+                {
+                    "backend": first.config.backend,
+                    "device": first.device,
+                    "precision": first.precision,
+                    **first.result.to_dict(),
+                    "inputs": {name: list(a.shape) for name, a in used.items()},
+                    "profile": first.profile.to_dict(),
+                }
+            )
+        data["compare"] = [row.to_dict() for row in rows]
+        _write_json(args.json, data)
+        print(f"json:    {args.json}")
+    if first is None:
+        raise InferenceRuntimeError("no configuration could be measured (see the table)")
+    return 0
+
+
+# -- entry point ---------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Run ``atriva-infer`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    command = {"info": _cmd_info, "run": _cmd_run, "bench": _cmd_bench}[args.command]
+    try:
+        return command(args)
+    except BrokenPipeError:  # e.g. piped into `head`: stop quietly
+        with contextlib.suppress(OSError, ValueError):  # keep the final flush from failing
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (InferenceRuntimeError, OSError, ValueError) as exc:
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line, but say what it was
+        print(f"{PROG}: error: unexpected {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
+        return 1
