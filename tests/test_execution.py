@@ -443,3 +443,33 @@ def test_eviction_never_breaks_runs_in_flight(runtime, backend, dynamic, rng):
     assert not any(thread.is_alive() for thread in threads)
     assert failures == []
     assert model.get_profiling().runs == sum(counts.values()) == 180
+
+
+def test_start_and_submit_read_the_callers_array_in_place(
+    runtime, backend, conv_net, rng, monkeypatch
+):
+    """The decision (README, "Guarantees"): no snapshot is taken at start/submit -- the backend
+    reads the caller's array until the inference is done, so writing to it before wait()
+    may change the answer. The array handed to the backend is the caller's own memory."""
+    model = load(runtime, conv_net, backend)
+    frame = np.ascontiguousarray(conv_net.make_inputs(rng)["input"])
+    expected = conv_net.reference({"input": frame})["output"]
+    request = model.create_async_request()
+    queue = model.create_async_queue(depth=2)
+    request.start({"input": frame})  # makes the requests, so their class can be watched
+    request.wait()
+    seen: list[np.ndarray] = []
+    backend_class = type(next(iter(request._holder.requests.values())))
+    original_start = backend_class.start
+
+    def watching_start(self, inputs, on_done):
+        seen.extend(inputs)
+        return original_start(self, inputs, on_done)
+
+    monkeypatch.setattr(backend_class, "start", watching_start)
+    request.start({"input": frame})
+    np.testing.assert_allclose(request.wait()["output"].to_numpy(), expected, atol=ATOL)
+    result = queue.submit({"input": frame})
+    np.testing.assert_allclose(result.wait()["output"].to_numpy(), expected, atol=ATOL)
+    assert len(seen) == 2
+    assert all(array is frame for array in seen)  # no copy: the caller's array itself

@@ -350,3 +350,48 @@ def test_no_growth_in_live_objects_over_runs(runtime, backend, conv_net, rng):
         stream.run(frame)
     gc.collect()
     assert len(gc.get_objects()) - before < 50
+
+
+def test_an_input_too_big_for_memory_is_refused_before_allocating(runtime, backend, dynamic):
+    model = runtime.load_model(dynamic.path_for(backend))
+    huge = np.broadcast_to(np.float32(0), (1, 3, 100000, 100000))  # 4 bytes, 120 GB as an array
+    with pytest.raises(InvalidInputError, match=r"input 'x': float32\[1, 3, 100000, 100000\]"):
+        model.run({"x": huge})
+    x = np.ones((1, 3, 2, 2), np.float32)
+    np.testing.assert_array_equal(model.run({"x": x})["y"].to_numpy(), x * 2)  # still usable
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f2", ">f8", ">i4"])
+def test_big_endian_inputs_give_the_right_answer(runtime, backend, conv_net, rng, dtype):
+    model = runtime.load_model(conv_net.path_for(backend))
+    feed = conv_net.make_inputs(rng)
+    native = feed["input"]
+    if np.dtype(dtype).kind == "i":
+        native = np.round(native * 10)
+    swapped = native.astype(dtype)
+    assert not swapped.dtype.isnative
+    expected = conv_net.reference({"input": native.astype(np.float32)})["output"]
+    outputs = model.run({"input": swapped})
+    np.testing.assert_allclose(outputs["output"].to_numpy(), expected, rtol=1e-2, atol=1e-2)
+    with model.create_stream() as stream:  # the stream path converts the same way
+        np.testing.assert_allclose(
+            stream.run({"input": swapped})["output"].to_numpy(), expected, rtol=1e-2, atol=1e-2
+        )
+
+
+def test_profiling_after_close_keeps_the_counts(runtime, backend, conv_net, rng):
+    model = runtime.load_model(conv_net.path_for(backend))
+    feed = conv_net.make_inputs(rng)
+    for _ in range(3):
+        model.run(feed)
+    with model.create_stream() as stream:
+        stream.run(feed)
+    request = model.create_async_request()
+    request.start(feed)
+    request.wait()
+    model.close()
+    profile = model.get_profiling()
+    assert profile.runs == 5
+    assert profile.compile_ms > 0
+    with pytest.raises(ModelClosedError):
+        model.run(feed)

@@ -140,3 +140,28 @@ def test_repr_says_backend_and_state(runtime, backend, conv_net):
     assert backend in repr(runtime) and "CPU" in repr(model)
     model.close()
     assert "closed" in repr(model)
+
+
+@pytest.mark.parametrize("path", [None, 3, b"model.onnx"[0], ["model.onnx"]])
+def test_a_model_path_that_is_not_a_path_is_invalid_input(runtime, path):
+    with pytest.raises(InvalidInputError, match=r"model_path: expected a path .* got"):
+        runtime.load_model(path)
+
+
+def test_tensors_are_refused_after_the_runtime_is_closed(backend):
+    runtime = InferenceRuntime(backend=backend)
+    runtime.close()
+    with pytest.raises(ModelClosedError, match="runtime is closed"):
+        runtime.tensor_from_numpy(np.zeros((1, 3), np.float32))
+    with pytest.raises(ModelClosedError, match="runtime is closed"):
+        runtime.tensor_from_dlpack(np.zeros((1, 3), np.float32))
+
+
+def test_a_warm_up_shape_too_big_for_memory_is_refused_before_allocating(
+    runtime, backend, dynamic
+):
+    with pytest.raises(InvalidInputError, match=r"shapes: input 'x': float32\[1, 3, 100000"):
+        runtime.load_model(dynamic.path_for(backend), shapes=[(1, 3, 100000, 100000)])
+    model = runtime.load_model(dynamic.path_for(backend))  # nothing was left half-loaded
+    x = np.ones((1, 3, 2, 2), np.float32)
+    np.testing.assert_array_equal(model.run({"x": x})["y"].to_numpy(), x * 2)

@@ -18,6 +18,7 @@ import numpy as np
 from ._layouts import with_batch
 from .dtypes import convert_array, kind_of
 from .errors import InvalidInputError
+from .shapes import check_fits_in_memory
 from .tensor import DeviceTensor, Tensor, TensorInfo, format_signature
 
 __all__ = ["InputPlan"]
@@ -81,11 +82,16 @@ class InputPlan:
             full = with_batch(layout, wanted)
             if full != wanted:  # axes to reorder (a missing batch alone is a free view)
                 self._check_convertible(array, full)
-                return array.dtype, full
-        if array.dtype != self.dtype and self._graph_castable(array.dtype):
+                return (
+                    array.dtype if array.dtype.isnative else array.dtype.newbyteorder("="),
+                    full,
+                )
+        # Big-endian data: the graph converts from the native twin, numpy swaps the bytes.
+        dtype = array.dtype if array.dtype.isnative else array.dtype.newbyteorder("=")
+        if dtype != self.dtype and self._graph_castable(dtype):
             if layout is None and not self._shape_matches(array.shape):
                 self._refuse(array)  # before compiling anything for it
-            return array.dtype, wanted or ""
+            return dtype, wanted or ""
         return None
 
     def _graph_castable(self, source: np.dtype) -> bool:
@@ -130,7 +136,10 @@ class InputPlan:
             array = self.coerce(value)
         if not self._shape_matches(array.shape):
             self._refuse(array)
-        if array.dtype != self.dtype:
+        converts = array.dtype != self.dtype
+        if converts or not array.flags.c_contiguous:  # a new array: will it fit?
+            check_fits_in_memory(array.shape, self.dtype, self.what)
+        if converts:
             array = convert_array(array, self.dtype, self.what)
         if not array.flags.c_contiguous:
             array = np.ascontiguousarray(array)

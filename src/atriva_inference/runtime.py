@@ -19,7 +19,7 @@ from .backends.base import LoadOptions, Normalization
 from .devices import normalize_device, resolve_device
 from .errors import InvalidInputError, ModelClosedError, ModelLoadError
 from .model import Model
-from .shapes import parse_shape
+from .shapes import check_fits_in_memory, parse_shape
 from .tensor import DeviceTensor, Tensor, validate_layout
 
 __all__ = ["PRECISIONS", "InferenceRuntime"]
@@ -100,6 +100,11 @@ class InferenceRuntime:
         sequence for a one-input model, or ``{input: values}``); needs the input's layout.
         """
         self._check_open()
+        if not isinstance(model_path, (str, os.PathLike)):
+            raise InvalidInputError(
+                f"model_path: expected a path to a model file (str or os.PathLike), got "
+                f"{model_path!r}"
+            )
         path = Path(model_path)
         if not path.is_file():
             what = "is a directory, not a model file" if path.is_dir() else "does not exist"
@@ -127,8 +132,12 @@ class InferenceRuntime:
             model.close()  # declared static, asked to run at other shapes: free the dims
             options = replace(options, dynamic=True)
             model = self._open(path, resolved, options, hints, shape_cache_size)
-        for spec in warmups:
-            model.run(_zeros_for(model, spec))
+        try:
+            for spec in warmups:
+                model.run(_zeros_for(model, spec))
+        except BaseException:
+            model.close()  # a refused warm-up shape leaves nothing loaded behind
+            raise
         self._models.append(model)
         return model
 
@@ -185,6 +194,7 @@ class InferenceRuntime:
         ...); the runtime converts when the model wants another. ``shape_override`` is the
         concrete shape to run at (same number of elements).
         """
+        self._check_open()
         if isinstance(array, Tensor):
             array = array.to_numpy()
         if not isinstance(array, np.ndarray):
@@ -211,6 +221,7 @@ class InferenceRuntime:
         the model's dtype and layout. Host data (a PyTorch CPU tensor, ...) becomes an
         ordinary :class:`Tensor` over the same memory. The tensor keeps ``data`` alive.
         """
+        self._check_open()
         if isinstance(data, Tensor):  # already ours: the same memory, the layout as given
             if layout is None:
                 return data
@@ -410,6 +421,7 @@ def _zeros_for(model: Model, spec: tuple[int, ...] | dict[str, tuple[int, ...]])
                     f"shapes: input '{info.name}' has dynamic dims; give its shape too"
                 )
             shape = tuple(info.shape)
+        check_fits_in_memory(shape, info.dtype, f"shapes: input '{info.name}'")
         feed[info.name] = np.zeros(shape, info.dtype)
     return feed
 

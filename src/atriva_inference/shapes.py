@@ -3,7 +3,10 @@ one parser of shapes users give."""
 
 from __future__ import annotations
 
+import functools
+import math
 import operator
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -13,7 +16,7 @@ import numpy as np
 
 from .errors import InvalidInputError
 
-__all__ = ["ShapeCache", "ShapeCacheInfo", "parse_shape"]
+__all__ = ["ShapeCache", "ShapeCacheInfo", "check_fits_in_memory", "parse_shape"]
 
 Value = TypeVar("Value")
 
@@ -92,3 +95,25 @@ def parse_shape(shape: Any, what: str) -> tuple[int, ...]:
     if any(dim < 0 for dim in target):
         raise InvalidInputError(f"{what}: dimensions must be >= 0, got {target}")
     return target
+
+
+@functools.cache
+def _physical_memory() -> int:
+    """Bytes of memory this machine has (0 when the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_fits_in_memory(shape: Sequence[int], dtype: np.dtype, what: str) -> None:
+    """Refuse, before allocating, an array of ``shape`` that could never fit in memory: numpy
+    would raise a bare MemoryError, or the allocation succeed lazily and the process be killed."""
+    needed = math.prod(shape) * np.dtype(dtype).itemsize
+    limit = _physical_memory()
+    if limit and needed > limit:
+        raise InvalidInputError(
+            f"{what}: {np.dtype(dtype).name}{list(shape)} needs {needed / 2**30:,.1f} GiB "
+            f"as one array, more than this machine's memory ({limit / 2**30:,.1f} GiB); "
+            f"expected a shape that fits"
+        )

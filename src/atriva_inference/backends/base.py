@@ -2,7 +2,8 @@
 
 Everything that is the same for every backend -- input validation and casting, output
 wrapping, request pooling, async bookkeeping, streams, timing -- lives above this
-interface in :mod:`atriva_inference.model`. A backend only has to:
+interface, in the execution engine (:mod:`atriva_inference._engine`) and the modules it
+uses. A backend only has to:
 
 * report the devices it sees (:meth:`Backend.devices`),
 * load a file onto one resolved device (:meth:`Backend.load` -> :class:`LoadedModel`),
@@ -161,7 +162,9 @@ class BackendRequest(ABC):
         return self.infer(inputs)
 
     def start(self, inputs: Sequence[np.ndarray], on_done: DoneCallback) -> None:
-        """Begin an inference and return at once; ``on_done`` is called exactly once.
+        """Begin an inference and return at once; ``on_done`` is called exactly once, for a
+        failure too (the backend guarantees it: nobody polls). The arrays stay referenced by
+        the caller until then.
 
         The default runs :meth:`infer` on a shared worker thread; backends with a native
         asynchronous API override this.
@@ -175,12 +178,6 @@ class BackendRequest(ABC):
             on_done(None, exc)
         else:
             on_done(outputs, None)
-
-    def reap(self) -> bool:
-        """Report a failure the backend did not call back for (OpenVINO drops the callback
-        of a failed asynchronous inference). Waiters call this while they wait; True when
-        it reported one, through the pending ``on_done``."""
-        return False
 
     def close(self) -> None:
         """Release what the request holds; it is not used afterwards."""
@@ -198,7 +195,7 @@ class LoadedModel(ABC):
     profiling: bool = False  # per-layer records requested at load
     #: True when every new input shape needs its own compile (NPU, most GPU plugins).
     static_shapes: bool = False
-    #: The GPU ("GPU.0") whose device arrays (``cuda_memory.DeviceArray``) requests take in
+    #: The GPU ("GPU.0") whose device arrays (a ``DeviceTensor``'s data) requests take in
     #: place, alongside numpy arrays; None when the backend takes host data only.
     device_inputs: str | None = None
 
@@ -236,8 +233,6 @@ class Backend(ABC):
     """A backend instance, owned by one :class:`~atriva_inference.InferenceRuntime`."""
 
     name: ClassVar[str]
-    #: The ``pip install 'atriva-inference[extra]'`` that brings the backend's package.
-    extra: ClassVar[str]
     #: The ``precision=`` values ``load_model`` accepts for this backend (besides None).
     precisions: ClassVar[tuple[str, ...]] = ("FP32", "FP16", "BF16")
 
