@@ -1,21 +1,26 @@
-"""What both demos need: files inside installed wheels, found without importing them, and a
-median timer."""
+"""What both demos need: files inside installed wheels, found without importing them, each
+usable backend in turn, and the verdict. (Their timer is atriva_inference.profiling.CallTimes,
+the one the ``atriva-infer`` command uses.)"""
 
 from __future__ import annotations
 
 import importlib.util
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 from atriva_inference import available_backends
 
-__all__ = ["median_ms", "packaged_file", "run_on_each_backend", "usable_backends"]
+__all__ = ["packaged_file", "run_on_each_backend", "usable_backends", "verdict"]
 
-Report = TypeVar("Report")
+
+class _Checked(Protocol):
+    @property
+    def ok(self) -> bool: ...
+
+
+Report = TypeVar("Report", bound=_Checked)
 
 
 def packaged_file(package: str, *parts: str, install: str) -> Path:
@@ -30,16 +35,6 @@ def packaged_file(package: str, *parts: str, install: str) -> Path:
         if path.is_file():
             return path
     raise FileNotFoundError(f"{package}/{'/'.join(parts)} was not found; install it with {install}")
-
-
-def median_ms(call: Callable[[], Any], runs: int) -> float:
-    """The median wall time of ``runs`` calls, in milliseconds."""
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e3
 
 
 def usable_backends() -> list[str]:
@@ -67,3 +62,11 @@ def run_on_each_backend(run: Callable[[str], Report]) -> tuple[list[Report], boo
             print(f"backend {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             failed = True
     return reports, failed
+
+
+def verdict(reports: list[Report], failed: bool, success: str) -> int:
+    """Print ``success`` when every backend ran and every report is ``ok``; the exit status."""
+    ok = not failed and bool(reports) and all(report.ok for report in reports)
+    print()
+    print(success if ok else "SOME ANSWERS WRONG")
+    return 0 if ok else 1

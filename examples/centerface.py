@@ -28,6 +28,7 @@ box, 1 otherwise.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import tempfile
 import time
@@ -38,7 +39,8 @@ from typing import NamedTuple
 import numpy as np
 
 from atriva_inference import InferenceRuntime, Model
-from examples._common import median_ms, packaged_file, run_on_each_backend
+from atriva_inference.profiling import CallTimes
+from examples._common import packaged_file, run_on_each_backend, verdict
 
 __all__ = [
     "BOX_TOLERANCE",
@@ -382,7 +384,7 @@ def run_backend(
         # the stream's first run (its own warm-up) is compared with detect(), then timed runs
         arrays = {name: value.to_numpy() for name, value in stream.run(inputs).items()}
         by_stream = faces_from_outputs(arrays, size)
-        stream_ms = median_ms(lambda: stream.run(inputs), timed_runs)
+        stream_ms = CallTimes.measure(lambda: stream.run(inputs), iterations=timed_runs).median_ms
         if by_stream.boxes.shape == faces.boxes.shape:
             difference = float(np.max(np.abs(by_stream.boxes - faces.boxes), initial=0.0))
         else:
@@ -451,22 +453,18 @@ def main(argv: list[str] | None = None) -> int:
 
     for report in reports:
         print(f"{report.backend}: max |box by run - box by stream| = {report.path_difference:.2e}")
-    for index, first in enumerate(reports):
-        for second in reports[index + 1 :]:
-            if first.faces.boxes.shape == second.faces.boxes.shape:
-                difference = np.max(np.abs(first.faces.boxes - second.faces.boxes), initial=0.0)
-                what = f"{difference:.2e} px"
-            else:
-                what = "n/a (different numbers of faces)"
-            print(
-                f"max |box({first.backend}) - box({second.backend})| = {what} "
-                f"({first.precision} vs {second.precision})"
-            )
+    for first, second in itertools.combinations(reports, 2):
+        if first.faces.boxes.shape == second.faces.boxes.shape:
+            difference = np.max(np.abs(first.faces.boxes - second.faces.boxes), initial=0.0)
+            what = f"{difference:.2e} px"
+        else:
+            what = "n/a (different numbers of faces)"
+        print(
+            f"max |box({first.backend}) - box({second.backend})| = {what} "
+            f"({first.precision} vs {second.precision})"
+        )
 
-    ok = not failed and bool(reports) and all(report.ok for report in reports)
-    print()
-    print("one face found, where expected, on every backend" if ok else "SOME ANSWERS WRONG")
-    return 0 if ok else 1
+    return verdict(reports, failed, "one face found, where expected, on every backend")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ backends are compared. Exit status 0 when everything is right, 1 otherwise.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from atriva_inference import InferenceRuntime, Model
-from examples._common import median_ms, packaged_file, run_on_each_backend
+from atriva_inference.profiling import CallTimes
+from examples._common import packaged_file, run_on_each_backend, verdict
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -223,8 +225,12 @@ def run_backend(
             result = classify(runtime, model, batch, labels)
             tensor = runtime.tensor_from_numpy(batch, layout="NCHW")
             inputs = {INPUT_NAME: tensor}
-            run_ms = median_ms(lambda inputs=inputs: model.run(inputs), timed_runs)
-            stream_ms = median_ms(lambda inputs=inputs: stream.run(inputs), timed_runs)
+            run_ms = CallTimes.measure(
+                lambda inputs=inputs: model.run(inputs), iterations=timed_runs
+            ).median_ms
+            stream_ms = CallTimes.measure(
+                lambda inputs=inputs: stream.run(inputs), iterations=timed_runs
+            ).median_ms
             report.rows.append(Row(rotation, result, expected_label(rotation), run_ms, stream_ms))
     return report
 
@@ -276,18 +282,14 @@ def main(argv: list[str] | None = None) -> int:
     for report in reports:
         worst = max(row.result.path_difference for row in report.rows)
         print(f"{report.backend}: max |run - async/stream| = {worst:.2e}")
-    for index, first in enumerate(reports):
-        for second in reports[index + 1 :]:
-            difference = float(np.max(np.abs(first.probabilities() - second.probabilities())))
-            print(
-                f"max |p({first.backend}) - p({second.backend})| = {difference:.2e} "
-                f"({first.precision} vs {second.precision})"
-            )
+    for first, second in itertools.combinations(reports, 2):
+        difference = float(np.max(np.abs(first.probabilities() - second.probabilities())))
+        print(
+            f"max |p({first.backend}) - p({second.backend})| = {difference:.2e} "
+            f"({first.precision} vs {second.precision})"
+        )
 
-    ok = not failed and bool(reports) and all(report.ok for report in reports)
-    print()
-    print("all answers right" if ok else "SOME ANSWERS WRONG")
-    return 0 if ok else 1
+    return verdict(reports, failed, "all answers right")
 
 
 if __name__ == "__main__":
