@@ -187,22 +187,20 @@ def _console_script() -> str:
 
 def test_console_script_entry_point(models: dict[str, Path]) -> None:
     script = _console_script()
-    ok = subprocess.run(
-        [script, "info", str(models["onnx"]), "--backend", "onnxruntime"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+    def info(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [script, "info", str(path), "--backend", "onnxruntime"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    ok = info(models["onnx"])
     assert ok.returncode == 0, ok.stderr
     assert INPUT in ok.stdout and "CPU" in ok.stdout and "FP32" in ok.stdout
-    bad = subprocess.run(
-        [script, "info", str(models["xml"]), "--backend", "onnxruntime"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    bad = info(models["xml"])
     assert bad.returncode == 2
     assert bad.stderr.startswith(PREFIX) and len(bad.stderr.splitlines()) == 1
     assert "Traceback" not in bad.stdout + bad.stderr
