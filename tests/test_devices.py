@@ -86,8 +86,8 @@ def test_normalize_device_rejects_non_strings(given):
     ],
 )
 def test_auto_picks_gpu_then_npu_then_cpu(present, expected):
-    assert resolve_device("AUTO", present, "openvino") == expected
-    assert resolve_device("auto", tuple(present), "openvino") == expected
+    assert resolve_device("AUTO", present, "openvino").name == expected
+    assert resolve_device("auto", tuple(present), "openvino").name == expected
 
 
 @pytest.mark.parametrize("present", [[], (), ["OTHER"]])
@@ -121,7 +121,7 @@ def test_auto_with_nothing_usable_raises(present):
     ],
 )
 def test_resolve_named_devices(requested, present, expected):
-    assert resolve_device(requested, present, "openvino") == expected
+    assert resolve_device(requested, present, "openvino").name == expected
 
 
 @pytest.mark.parametrize(
@@ -170,3 +170,18 @@ def test_device_errors_are_distinct():
     # An invalid string is an input error, an absent device is not.
     assert not issubclass(DeviceUnavailableError, InvalidInputError)
     assert not issubclass(InvalidInputError, DeviceUnavailableError)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "index", "indexed"),
+    [("CPU", "CPU", 0, "CPU.0"), ("GPU", "GPU", 0, "GPU.0"), ("GPU.2", "GPU", 2, "GPU.2")],
+)
+def test_a_resolved_device_is_parsed_once_into_a_value(name, kind, index, indexed):
+    device = resolve_device("AUTO" if name == "CPU" else name, ["CPU", name], "openvino")
+    assert (device.name, device.kind, device.index, device.indexed_name) == (
+        name,
+        kind,
+        index,
+        indexed,
+    )
+    assert str(device) == name

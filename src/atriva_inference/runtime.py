@@ -114,7 +114,7 @@ class InferenceRuntime:
                 f"shape_cache_size: expected a positive integer, got {shape_cache_size!r}"
             )
         requested = normalize_device(device)
-        resolved = resolve_device(requested, self._backend.devices(), self.backend)
+        resolved = resolve_device(requested, self._backend.devices(), self.backend).name
         hints = _layout_hints(layout)
         warmups = [_warmup_spec(spec) for spec in shapes or ()]
         options = LoadOptions(
