@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from atriva_inference import LayerRecord, Profile
+from atriva_inference import InvalidInputError, LayerRecord, Profile
+from atriva_inference.profiling import CallTimes
 
 KEYS = {
     "backend": str,
@@ -119,3 +120,25 @@ def test_in_graph_conversion_is_tagged_as_transfer(runtime, backend, conv_net, r
     assert all(layer.count == 3 and layer.transfer for layer in added)
     assert profile.transfer_ms >= sum(layer.time_ms for layer in added) > 0
     assert any(layer["preprocessing"] for layer in profile.to_dict()["layers"])
+
+
+def test_call_times_counts_stops_and_reports_progress():
+    calls: list[int] = []
+    times = CallTimes.measure(lambda: calls.append(1), iterations=70_000)  # past the prealloc
+    assert len(calls) == len(times.latencies_ns) == 70_000
+    assert all(latency >= 0 for latency in times.latencies_ns)
+    assert times.wall_ns >= sum(times.latencies_ns)
+    assert CallTimes.measure(lambda: None, iterations=0).latencies_ns == []
+    timed = CallTimes.measure(lambda: None, seconds=0.02)
+    assert timed.wall_ns >= 0.02e9 and len(timed.latencies_ns) >= 1
+    reports: list[tuple[int, float]] = []
+    CallTimes.measure(lambda: None, iterations=5, progress=lambda *a: reports.append(a))
+    assert reports[-1][0] == 5
+    with pytest.raises(InvalidInputError, match="iterations or seconds"):
+        CallTimes.measure(lambda: None)
+
+
+def test_call_times_median():
+    assert CallTimes([3_000_000, 1_000_000, 2_000_000], 6_000_000).median_ms == 2.0
+    assert CallTimes([1_000_000, 2_000_000], 3_000_000).median_ms == 1.5
+    assert CallTimes([], 0).median_ms == 0.0
