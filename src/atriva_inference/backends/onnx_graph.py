@@ -1,7 +1,8 @@
-"""Edits of ONNX graphs that backends without a preprocessing API need (ONNX Runtime).
+"""Edits of ONNX graphs that backends without a preprocessing API need (ONNX Runtime), and
+a model's external weights read into it.
 
 Needs the ``onnx`` package (in the ``onnxruntime`` extra); imported only when an edit is
-asked for.
+asked for or a model names files of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,20 @@ from ..errors import BackendUnavailableError, InvalidInputError
 from ..tensor import TensorInfo
 from .base import InputConversion, LoadOptions, Normalization
 
-__all__ = ["free_dims", "load", "normalize", "with_conversions"]
+__all__ = [
+    "edit_for_load",
+    "edited_for_load",
+    "free_dims",
+    "load",
+    "normalize",
+    "parse",
+    "with_conversions",
+    "with_external_data",
+]
+
+#: Protobuf cannot serialize a message of 2 GiB or more: bigger models keep their weights
+#: in files of their own.
+PROTOBUF_LIMIT = 2**31
 
 
 def _onnx() -> Any:
@@ -43,17 +57,47 @@ def load(path: Path) -> Any:
     return _onnx().load(str(path))
 
 
+def parse(data: bytes) -> Any:
+    """The model serialized in ``data``; weights it keeps in files of their own stay there."""
+    return _onnx().load_model_from_string(data)
+
+
+def with_external_data(data: bytes, folder: Path) -> bytes:
+    """``data`` with the weights it keeps in files of their own (in ``folder``) read in, so
+    that a session built from it later reads no file. ``data`` itself when there are none,
+    without the ``onnx`` package, or past protobuf's limit (those weights stay in their
+    files)."""
+    # The ONNX spec makes "location" a required key of every tensor stored outside the
+    # model: bytes without the word have none, and need no parse to say so.
+    if b"location" not in data or not available():
+        return data
+    onnx = _onnx()
+    model = parse(data)
+    if not any(onnx.external_data_helper.uses_external_data(t) for t in _tensors(model.graph)):
+        return data
+    onnx.external_data_helper.load_external_data_for_model(model, str(folder))
+    if model.ByteSize() >= PROTOBUF_LIMIT:
+        return data
+    return model.SerializeToString()
+
+
 def edited_for_load(path: Path, options: LoadOptions) -> Any:
-    """The model at ``path`` with what ``load_model`` asked to change in it: dims freed
-    (``dynamic=True``) and ``(x - mean) / scale`` prepended -- the edits every backend
-    without a preprocessing API of its own makes the same way."""
-    proto = load(path)
+    """The model at ``path`` with what ``load_model`` asked to change in it (see
+    :func:`edit_for_load`)."""
+    model = load(path)
+    edit_for_load(model, options)
+    return model
+
+
+def edit_for_load(model: Any, options: LoadOptions) -> None:
+    """Make what ``load_model`` asked to change, in place: dims freed (``dynamic=True``) and
+    ``(x - mean) / scale`` prepended -- the edits every backend without a preprocessing API
+    of its own makes the same way."""
     hints = dict(options.layouts)
     if options.dynamic:
-        free_dims(proto, hints)
+        free_dims(model, hints)
     if options.normalization:
-        normalize(proto, options.normalization, hints)
-    return proto
+        normalize(model, options.normalization, hints)
 
 
 def _real_inputs(model: Any) -> list[Any]:
@@ -96,16 +140,34 @@ def free_dims(model: Any, hints: Mapping[str, str]) -> None:
     _drop_unused_initializers(graph)
 
 
-def _nodes(graph: Any) -> Iterator[Any]:
-    """Every node of ``graph`` and of the subgraphs of its If/Loop/Scan nodes, which may
-    read the outer graph's tensors by name."""
+def _graphs(graph: Any) -> Iterator[Any]:
+    """``graph`` and the subgraphs of its If/Loop/Scan nodes, which may read the outer
+    graph's tensors by name."""
+    yield graph
     for node in graph.node:
-        yield node
         for attribute in node.attribute:
             if attribute.HasField("g"):
-                yield from _nodes(attribute.g)
+                yield from _graphs(attribute.g)
             for subgraph in attribute.graphs:
-                yield from _nodes(subgraph)
+                yield from _graphs(subgraph)
+
+
+def _nodes(graph: Any) -> Iterator[Any]:
+    """Every node of ``graph`` and of its subgraphs."""
+    for each in _graphs(graph):
+        yield from each.node
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor stored in ``graph`` and its subgraphs: initializers and node attributes
+    (a Constant's value)."""
+    for each in _graphs(graph):
+        yield from each.initializer
+        for node in each.node:
+            for attribute in node.attribute:
+                if attribute.HasField("t"):
+                    yield attribute.t
+                yield from attribute.tensors
 
 
 def _drop_unused_initializers(graph: Any) -> None:
@@ -123,13 +185,15 @@ def with_conversions(model: Any, conversions: Sequence[InputConversion]) -> None
 
     The input keeps its name (callers address it so); its consumers read the converted
     tensor instead. Raises ``NotImplementedError`` for an input that is also an output
-    (converting it would change the output): the caller converts in numpy then.
+    (converting it would change the output), or data of a type ONNX has no number for
+    (another byte order, a type this onnx predates): the caller converts in numpy then.
     """
     onnx = _onnx()
     graph = model.graph
     inputs = _real_inputs(model)
+    data_types = [_element_type(onnx, conversion.dtype) for conversion in conversions]
     prologue = []
-    for conversion in conversions:
+    for conversion, data_type in zip(conversions, data_types):
         value = inputs[conversion.index]
         name, converted = value.name, f"{value.name}__atriva_converted"
         _rename_consumers(graph, name, converted)
@@ -150,7 +214,6 @@ def with_conversions(model: Any, conversions: Sequence[InputConversion]) -> None
             del tensor_type.shape.dim[:]
             tensor_type.shape.dim.extend(dims)
         model_type = tensor_type.elem_type
-        data_type = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(conversion.dtype))
         if data_type != model_type:
             steps.append(("Cast", {"to": model_type}))
             tensor_type.elem_type = data_type
@@ -164,6 +227,13 @@ def with_conversions(model: Any, conversions: Sequence[InputConversion]) -> None
             current = output
     for position, node in enumerate(prologue):
         graph.node.insert(position, node)
+
+
+def _element_type(onnx: Any, dtype: np.dtype) -> int:
+    try:
+        return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    except (KeyError, ValueError) as exc:
+        raise NotImplementedError(f"ONNX has no element type for {dtype!r}") from exc
 
 
 def normalize(model: Any, normalization: Sequence[Normalization], hints: Mapping[str, str]) -> None:
@@ -187,6 +257,12 @@ def normalize(model: Any, normalization: Sequence[Normalization], hints: Mapping
             raise InvalidInputError(
                 f"mean/scale of '{value.name}': the input takes {dtype.name}; mean and scale "
                 f"apply to float inputs"
+            )
+        channels, count = shape[axis], len(entry.mean)
+        if channels is not None and count not in (1, channels):  # one value serves them all
+            raise InvalidInputError(
+                f"mean/scale of '{value.name}': expected {channels} values (one per "
+                f"channel), got {count}"
             )
         broadcast = [1] * len(shape)
         broadcast[axis] = -1

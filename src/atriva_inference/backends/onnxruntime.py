@@ -15,7 +15,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from ..errors import (
     InferenceFailedError,
     InferenceRuntimeError,
     InvalidInputError,
+    ModelClosedError,
     ModelLoadError,
 )
 from ..profiling import LayerRecord
@@ -162,21 +163,15 @@ class ONNXRuntimeBackend(Backend):
             )
         providers = _providers_for(device)
         started = time.perf_counter()
-        source: Path | bytes = path
-        if options.edits_model:
-            with _translate(ModelLoadError, f"cannot edit the graph of '{path}'"):
-                source = onnx_graph.edited_for_load(path, options).SerializeToString()
-        session, from_cache = self._checked_session(source, path, providers, options, device)
+        source = _read(path, options)
+        session, from_cache = self._checked_session(source, providers, options, device)
         compile_ms = (time.perf_counter() - started) * 1e3
-        return self._model(
-            session, source, path, providers, options, device, compile_ms, from_cache
-        )
+        return self._model(session, source, providers, options, device, compile_ms, from_cache)
 
     def _model(
         self,
         session: Any,
-        source: Path | bytes,
-        path: Path,
+        source: _Source,
         providers: list[Provider],
         options: LoadOptions,
         device: str,
@@ -186,30 +181,20 @@ class ONNXRuntimeBackend(Backend):
         model = ONNXRuntimeModel(session, device, compile_ms, from_cache, options.profiling)
         if _provider_name(providers[0]) == _CUDA:
             model.device_inputs = device
-        model.throughput_session = functools.partial(
-            self._throughput_session, source, path, providers
-        )
-        model.specializer = functools.partial(
-            self._specialize, source, path, providers, options, device
-        )
+        model.throughput_session = functools.partial(self._throughput_session, source, providers)
+        model.specializer = functools.partial(self._specialize, source, providers, options, device)
         return model
 
     def _checked_session(
-        self,
-        source: Path | bytes,
-        path: Path,
-        providers: list[Provider],
-        options: LoadOptions,
-        device: str,
+        self, source: _Source, providers: list[Provider], options: LoadOptions, device: str
     ) -> tuple[Any, bool]:
         return _activated(
-            lambda: self._create_session(source, path, providers, options), providers, device
+            lambda: self._create_session(source, providers, options), providers, device
         )
 
     def _specialize(
         self,
-        source: Path | bytes,
-        path: Path,
+        source: _Source,
         providers: list[Provider],
         options: LoadOptions,
         device: str,
@@ -217,26 +202,22 @@ class ONNXRuntimeBackend(Backend):
     ) -> ONNXRuntimeModel | None:
         """A session on the graph with Transpose/Cast prepended: measured faster than numpy
         (uint8 NHWC 1080p -> float NCHW: 1.1 ms in the graph vs 2.2 ms transpose + astype)."""
-        if not onnx_graph.available():
-            return None  # numpy converts instead
+        if source.ort_format or not onnx_graph.available():
+            return None  # numpy converts instead (an ORT-format model has no ONNX graph)
         started = time.perf_counter()
         with _translate(InferenceFailedError, "cannot prepare the model for these inputs"):
-            proto = onnx_graph.load(path) if isinstance(source, Path) else _parse(source)
+            proto = onnx_graph.parse(source.data)
             try:
                 onnx_graph.with_conversions(proto, conversions)
             except NotImplementedError:
                 return None  # numpy converts instead
-            edited = proto.SerializeToString()
+            edited = replace(source, data=proto.SerializeToString())
         variant_options = replace(options, cache_dir=None)
-        session, _ = self._checked_session(edited, path, providers, variant_options, device)
+        session, _ = self._checked_session(edited, providers, variant_options, device)
         compile_ms = (time.perf_counter() - started) * 1e3
-        return self._model(
-            session, edited, path, providers, variant_options, device, compile_ms, False
-        )
+        return self._model(session, edited, providers, variant_options, device, compile_ms, False)
 
-    def _throughput_session(
-        self, source: Path | bytes, path: Path, providers: list[Provider]
-    ) -> Any:
+    def _throughput_session(self, source: _Source, providers: list[Provider]) -> Any:
         """For the async queue: one single-threaded session that every worker shares.
 
         Measured on 2 cores (ResNet-50): 1-thread sessions, one per concurrent request,
@@ -247,11 +228,8 @@ class ONNXRuntimeBackend(Backend):
         session_options.inter_op_num_threads = 1
 
         def create() -> tuple[Any, bool]:
-            with _translate(ModelLoadError, f"cannot load '{path}' for throughput"):
-                session = ort.InferenceSession(
-                    _readable(source), session_options, providers=providers
-                )
-            return session, False
+            with _translate(ModelLoadError, f"cannot load '{source.path}' for throughput"):
+                return _session(source, session_options, providers), False
 
         return _activated(create, providers, "the async queue")[0]
 
@@ -263,15 +241,13 @@ class ONNXRuntimeBackend(Backend):
         return session_options
 
     def _create_session(
-        self, source: Path | bytes, path: Path, providers: list[Provider], options: LoadOptions
+        self, source: _Source, providers: list[Provider], options: LoadOptions
     ) -> tuple[Any, bool]:
-        context = f"cannot load '{path}'"
-        if options.cache_dir is None or path.suffix.lower() == ".ort":
+        context = f"cannot load '{source.path}'"
+        if options.cache_dir is None or source.ort_format:
             with _translate(ModelLoadError, context):
-                return ort.InferenceSession(
-                    _readable(source), self._session_options(options), providers=providers
-                ), False
-        key = self._cache_key(source, providers)
+                return _session(source, self._session_options(options), providers), False
+        key = self._cache_key(source.data, providers)
         cached = options.cache_dir / "onnxruntime" / f"{key}.ort"
         if cached.is_file():
             try:
@@ -289,22 +265,65 @@ class ONNXRuntimeBackend(Backend):
         # ORT warns that the optimized file is hardware-specific; the cache key says so.
         session_options.log_severity_level = 3
         with _translate(ModelLoadError, context):
-            session = ort.InferenceSession(_readable(source), session_options, providers=providers)
+            session = _session(source, session_options, providers)
         if partial.is_file():
             os.replace(partial, cached)  # atomic: a concurrent reader never sees half a file
         return session, False
 
-    def _cache_key(self, source: Path | bytes, providers: list[Provider]) -> str:
-        digest = hashlib.sha256()
-        if isinstance(source, bytes):
-            digest.update(source)
-        else:
-            with open(source, "rb") as model_file:
-                for block in iter(lambda: model_file.read(1 << 20), b""):
-                    digest.update(block)
+    def _cache_key(self, data: bytes, providers: list[Provider]) -> str:
+        """The model as read (edits made, weights read in), the runtime and the hardware."""
+        digest = hashlib.sha256(data)
         names = ",".join(_provider_name(provider) for provider in providers)
         digest.update("|".join([ort.__version__, names, _hardware_name(providers)]).encode())
         return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A model as ``load`` read it, once: every session of it is built from ``data``, so
+    whatever the path holds later (another model, nothing) changes no answer."""
+
+    data: bytes  # serialized: edits made, weights kept in files of their own read in
+    path: Path  # as the caller gave it, for messages
+    folder: Path  # absolute: where weights too big to read in stay, in files of their own
+
+    @property
+    def ort_format(self) -> bool:
+        return self.path.suffix.lower() == ".ort"
+
+
+def _read(path: Path, options: LoadOptions) -> _Source:
+    """Read the model file (and its external weights), making the edits ``options`` ask."""
+    with _translate(ModelLoadError, f"cannot read '{path}'"):
+        data = path.read_bytes()
+    source = _Source(data, path, path.absolute().parent)
+    if source.ort_format:
+        if options.edits_model:
+            raise ModelLoadError(
+                f"'{path.name}' is in ONNX Runtime's own format, whose graph cannot be edited: "
+                f"load the .onnx model for dynamic=True, mean= or scale="
+            )
+        return source
+    with _translate(ModelLoadError, f"cannot read the external data of '{path}'"):
+        data = onnx_graph.with_external_data(data, source.folder)
+    if options.edits_model:
+        with _translate(ModelLoadError, f"cannot edit the graph of '{path}'"):
+            proto = onnx_graph.parse(data)
+            onnx_graph.edit_for_load(proto, options)
+            data = proto.SerializeToString()
+    return replace(source, data=data)
+
+
+#: Where ONNX Runtime looks for the external data of a model given as bytes.
+_EXTERNAL_DATA_FOLDER = "session.model_external_initializers_file_folder_path"
+
+
+def _session(source: _Source, session_options: Any, providers: list[Provider]) -> Any:
+    """An ONNX Runtime session of ``source``, built from its bytes."""
+    # Weights left in their files (past protobuf's limit, or without the onnx package) are
+    # found beside the model, as when ONNX Runtime loads it from its path.
+    session_options.add_session_config_entry(_EXTERNAL_DATA_FOLDER, str(source.folder))
+    return ort.InferenceSession(source.data, session_options, providers=providers)
 
 
 def _activated(
@@ -404,17 +423,6 @@ def _hardware_name(providers: Sequence[Provider]) -> str:
     return _cpu_name()
 
 
-def _readable(source: Path | bytes) -> str | bytes:
-    """What ``ort.InferenceSession`` takes: a path string or the serialized model."""
-    return source if isinstance(source, bytes) else str(source)
-
-
-def _parse(serialized: bytes) -> Any:
-    import onnx
-
-    return onnx.load_from_string(serialized)
-
-
 class ONNXRuntimeModel(LoadedModel):
     def __init__(
         self, session: Any, device: str, compile_ms: float, from_cache: bool, profiling: bool
@@ -438,10 +446,10 @@ class ONNXRuntimeModel(LoadedModel):
         )
         self._throughput: Any = None
         self._throughput_lock = threading.Lock()
-        self.throughput_session: Callable[[], Any] = lambda: None
-        self.specializer: Callable[[Sequence[InputConversion]], LoadedModel | None] = (
-            lambda conversions: None
-        )
+        # Set by the backend: what builds the sessions made after load. They hold the
+        # model's bytes, let go at close.
+        self.throughput_session: Callable[[], Any] = _no_session
+        self.specializer: Callable[[Sequence[InputConversion]], LoadedModel | None] = _no_variant
 
     def specialize(
         self,
@@ -499,6 +507,16 @@ class ONNXRuntimeModel(LoadedModel):
         if self._discard_profile is not None:
             self._discard_profile()
         self._session = self._throughput = None
+        self.throughput_session, self.specializer = _no_session, _no_variant
+
+
+def _no_session() -> None:
+    """No session, for a queue of a closed model: its requests say the model is closed."""
+
+
+def _no_variant(conversions: Sequence[InputConversion]) -> None:
+    """No variant, for a closed model: the runtime falls back to the model itself, whose
+    requests say it is closed."""
 
 
 def _discard_profile(session: Any) -> None:
@@ -539,7 +557,12 @@ def _parse_profile(path: str, device: str, after_us: float) -> list[LayerRecord]
 
 
 class ONNXRuntimeRequest(BackendRequest):
-    """ONNX Runtime sessions are thread-safe: every request shares the model's session."""
+    """ONNX Runtime sessions are thread-safe: every request shares the model's session.
+
+    ``close`` may come from another thread while work is queued or running (the model
+    closing): each run reads the session once, so it either runs to the end on that session
+    or finds none and raises :class:`ModelClosedError`.
+    """
 
     def __init__(self, model: ONNXRuntimeModel, session: Any) -> None:
         super().__init__()
@@ -561,14 +584,15 @@ class ONNXRuntimeRequest(BackendRequest):
         self._output_buffers: list[np.ndarray] | None = None
 
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        session = self._session
+        if session is None:
+            raise _closed()
         started = time.perf_counter_ns()
         with _translate(InferenceFailedError, "ONNX Runtime inference failed"):
             if self._needs_ort_values:
-                outputs = self._infer_ort_values(inputs)
+                outputs = self._infer_ort_values(session, inputs)
             else:
-                outputs = self._session.run(
-                    self._output_names, dict(zip(self._input_names, inputs))
-                )
+                outputs = session.run(self._output_names, dict(zip(self._input_names, inputs)))
         self.stats.device_ns += time.perf_counter_ns() - started
         return outputs
 
@@ -577,46 +601,52 @@ class ONNXRuntimeRequest(BackendRequest):
         buffers allocated once; the returned arrays are those buffers."""
         if not self._bindable:
             return self.infer(inputs)
+        session, binding, buffers = self._session, self._binding, self._output_buffers
+        if session is None:
+            raise _closed()
         started = time.perf_counter_ns()
         with _translate(InferenceFailedError, "ONNX Runtime inference failed"):
-            binding = self._binding or self._bind_outputs()
+            if binding is None:
+                binding, buffers = self._bind_outputs(session)
             bound = self._bound
             for index, array in enumerate(inputs):
                 if array is not bound[index]:  # the same array object again needs no new binding
                     binding.bind_cpu_input(self._input_names[index], array)
                     bound[index] = array
-            if self._output_buffers is not None:
-                self._session.run_with_iobinding(binding)
-                outputs = list(self._output_buffers)
+            if buffers is not None:
+                session.run_with_iobinding(binding)
+                outputs = list(buffers)
             else:
                 # Dynamic outputs: ONNX Runtime keeps what it allocated bound, and refuses it
                 # at another shape; bind afresh for it to allocate at this run's shape.
                 binding.clear_binding_outputs()
                 for name in self._output_names:
                     binding.bind_output(name, "cpu")
-                self._session.run_with_iobinding(binding)
+                session.run_with_iobinding(binding)
                 outputs = binding.copy_outputs_to_cpu()
         self.stats.device_ns += time.perf_counter_ns() - started
         return outputs
 
-    def _bind_outputs(self) -> Any:
-        binding = self._session.io_binding()
-        static = all(shape is not None and None not in shape for shape in self._output_shapes)
-        if static:
-            self._output_buffers = []
+    def _bind_outputs(self, session: Any) -> tuple[Any, list[np.ndarray] | None]:
+        """The binding, with static outputs bound to buffers allocated once (those buffers;
+        None for dynamic outputs)."""
+        binding = session.io_binding()
+        buffers = None
+        if all(shape is not None and None not in shape for shape in self._output_shapes):
+            buffers = []
             for name, dtype, shape in zip(
                 self._output_names, self._output_dtypes, self._output_shapes
             ):
                 buffer = np.empty(shape, dtype)
                 binding.bind_output(name, "cpu", 0, dtype, list(shape), buffer.ctypes.data)
-                self._output_buffers.append(buffer)
-        self._binding = binding
-        return binding
+                buffers.append(buffer)
+        self._binding, self._output_buffers = binding, buffers
+        return binding, buffers
 
-    def _infer_ort_values(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def _infer_ort_values(self, session: Any, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The path for models with ml_dtypes types (bfloat16, float8, int4, ...)."""
         feed = {name: _to_ort_value(array) for name, array in zip(self._input_names, inputs)}
-        values = self._session.run_with_ort_values(self._output_names, feed)
+        values = session.run_with_ort_values(self._output_names, feed)
         return [_from_ort_value(value, dtype) for value, dtype in zip(values, self._output_dtypes)]
 
     def close(self) -> None:
@@ -650,14 +680,17 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
     def infer(self, inputs: Sequence[Any]) -> list[np.ndarray]:
         if all(type(array) is np.ndarray for array in inputs):
             return super().infer(inputs)  # ONNX Runtime copies host data in and out itself
+        session = self._session
+        if session is None:
+            raise _closed()
         started = time.perf_counter_ns()
         with _translate(InferenceFailedError, "ONNX Runtime inference failed on CUDA"):
-            binding = self._session.io_binding()  # a binding of this run's own
+            binding = session.io_binding()  # a binding of this run's own
             for index, array in enumerate(inputs):
                 self._bind_input(binding, index, array)
             for name in self._output_names:
                 binding.bind_output(name, "cpu")
-            self._session.run_with_iobinding(binding)
+            session.run_with_iobinding(binding)
             outputs = [
                 _from_ort_value(value, dtype)
                 for value, dtype in zip(binding.get_outputs(), self._output_dtypes)
@@ -669,20 +702,24 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
         """Outputs stay on the GPU: ``DeviceArray`` views of buffers the next run reuses."""
         if self._has_strings:  # strings live on the host only
             return self.infer(inputs)
+        session, binding, device_outputs = self._session, self._binding, self._device_outputs
+        if session is None:
+            raise _closed()
         started = time.perf_counter_ns()
         with _translate(InferenceFailedError, "ONNX Runtime inference failed on CUDA"):
-            binding = self._binding or self._bind_device_outputs()
+            if binding is None:
+                binding, device_outputs = self._bind_device_outputs(session)
             bound = self._bound
             for index, array in enumerate(inputs):
                 if type(array) is np.ndarray or array is not bound[index]:
                     self._bind_input(binding, index, array)
                     bound[index] = array
-            if self._device_outputs is None:  # dynamic outputs: ORT allocates them per run
+            if device_outputs is None:  # dynamic outputs: ORT allocates them per run
                 binding.clear_binding_outputs()
                 for name in self._output_names:
                     binding.bind_output(name, "cuda", self._device_id)
-            self._session.run_with_iobinding(binding)
-            values = self._device_outputs or binding.get_outputs()
+            session.run_with_iobinding(binding)
+            values = device_outputs or binding.get_outputs()
             device_array = self._device_array
             outputs = [
                 device_array(value.data_ptr(), tuple(value.shape()), dtype, self._device_id, value)
@@ -691,19 +728,22 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
         self.stats.device_ns += time.perf_counter_ns() - started
         return outputs
 
-    def _bind_device_outputs(self) -> Any:
-        binding = self._session.io_binding()
+    def _bind_device_outputs(self, session: Any) -> tuple[Any, list[Any] | None]:
+        """The binding, with static outputs bound to GPU buffers allocated once (those
+        buffers; None for dynamic outputs)."""
+        binding = session.io_binding()
+        device_outputs = None
         shapes = self._output_shapes
         if all(shape is not None and None not in shape for shape in shapes):
-            self._device_outputs = []
+            device_outputs = []
             for name, dtype, shape in zip(self._output_names, self._output_dtypes, shapes):
                 value = ort.OrtValue.ortvalue_from_shape_and_type(
                     list(shape), _element_type(dtype), "cuda", self._device_id
                 )
                 binding.bind_ortvalue_output(name, value)
-                self._device_outputs.append(value)
-        self._binding = binding
-        return binding
+                device_outputs.append(value)
+        self._binding, self._device_outputs = binding, device_outputs
+        return binding, device_outputs
 
     def _bind_input(self, binding: Any, index: int, array: Any) -> None:
         name = self._input_names[index]
@@ -724,6 +764,12 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
     def close(self) -> None:
         super().close()
         self._device_outputs = None
+
+
+def _closed() -> ModelClosedError:
+    return ModelClosedError(
+        "the model was closed before this inference ran; load it again to run it"
+    )
 
 
 def _element_type(dtype: np.dtype) -> Any:
