@@ -1,7 +1,7 @@
 """CUDA copy bandwidth: ``python -m benchmarks.cuda_memory``.
 
-Host-to-device and device-to-host GB/s through :mod:`atriva_inference.backends.cuda_memory`,
-staging from page-locked memory (:class:`~atriva_inference.backends.cuda_memory.PinnedBuffer`)
+Host-to-device and device-to-host GB/s through :mod:`atriva_inference.cuda`, staging from
+page-locked memory (:class:`~atriva_inference.cuda.PinnedBuffer`)
 against ordinary pageable numpy arrays. Each figure is the median over ``--repeats`` copies of
 the wall time of one ``copy_*`` call plus the stream synchronize after it (what a caller
 waits), after one warm-up copy. A measurement, not a check: nothing here passes or fails.
@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from atriva_inference.backends import cuda_memory as cm
-from atriva_inference.errors import BackendUnavailableError
+from atriva_inference import cuda as cm
+from atriva_inference.errors import InferenceRuntimeError
 
 __all__ = ["main", "measure_bandwidth"]
 
@@ -65,15 +65,13 @@ def measure_bandwidth(nbytes: int, *, device: int = 0, repeats: int = 20) -> dic
         stream.close()
 
 
-def _no_gpu_reason() -> str | None:
+def _no_gpu_reason(device: int) -> str | None:
+    """Why GPU ``device`` cannot be measured here (no cuda-python, driver or GPU), or None."""
     try:
-        if cm.device_count() > 0:
-            return None
-        err = cm.cuda_runtime().cudaGetDeviceCount()[0]
-    except BackendUnavailableError as exc:
-        return str(exc)
-    why = getattr(err, "name", "no device") if err != 0 else "it counts 0 devices"
-    return f"no NVIDIA GPU here (cudaGetDeviceCount: {why}); nothing to measure"
+        cm.use_device(device)
+    except InferenceRuntimeError as exc:
+        return f"nothing to measure on GPU.{device}: {exc}"
+    return None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -96,7 +94,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    reason = _no_gpu_reason()
+    reason = _no_gpu_reason(args.device)
     if reason is not None:
         print(f"benchmarks.cuda_memory: {reason}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ import pytest
 
 from atriva_inference import DeviceTensor, InferenceRuntime, InvalidInputError, Tensor, TensorInfo
 from atriva_inference._preparation import InputPlan
-from atriva_inference.backends.cuda_memory import DeviceArray
+from atriva_inference.cuda import DeviceArray
 
 # An address that is never read: these tests only check routing and validation.
 NOWHERE = 0x7F0000000000

@@ -238,7 +238,7 @@ class InferenceRuntime:
                     f"without a copy: {exc}"
                 ) from exc
             return self.tensor_from_numpy(array, layout)
-        from .backends.cuda_memory import DeviceArray
+        from .cuda import DeviceArray
 
         device_array = DeviceArray.from_object(data)
         return DeviceTensor(

@@ -36,9 +36,8 @@ from atriva_inference import (
     InvalidInputError,
     ModelLoadError,
     available_backends,
+    cuda,
 )
-from atriva_inference.backends import tensorrt as tensorrt_backend
-from atriva_inference.backends.cuda_memory import GpuProperties
 from atriva_inference.backends.tensorrt import (
     DEFAULT_BATCH_RANGE,
     TENSOR_ALIGNMENT,
@@ -46,7 +45,6 @@ from atriva_inference.backends.tensorrt import (
     ErrorLog,
     ShapeRange,
     TensorRTBackend,
-    _write_atomically,
     binds_in_place,
     check_engine_shapes,
     check_tensorrt_version,
@@ -66,6 +64,10 @@ from atriva_inference.backends.tensorrt import (
     submit_wait,
     weak_typing,
 )
+from atriva_inference.backends.tensorrt import messages as trt_messages
+from atriva_inference.backends.tensorrt import runner as trt_runner
+from atriva_inference.backends.tensorrt.cache import write_atomically
+from atriva_inference.cuda import GpuProperties
 from atriva_inference.tensor import TensorInfo
 from tests import zoo
 from tests.backends.gpu_libraries import usable_cupy
@@ -84,14 +86,15 @@ def _tensorrt_missing() -> str | None:
 
 def _gpu_missing() -> str | None:
     try:
-        from cuda.bindings import runtime
+        import cuda.core as cuda_core
     except ImportError as exc:
-        return f"needs cuda-python to find a GPU: {exc}"
-    error, count = runtime.cudaGetDeviceCount()
-    if error != runtime.cudaError_t.cudaSuccess:
-        return f"needs an NVIDIA GPU: cudaGetDeviceCount says {error.name}"
+        return f"needs cuda-python (cuda.core) to find a GPU: {exc}"
+    try:
+        count = len(cuda_core.Device.get_all_devices())
+    except Exception as exc:
+        return f"needs an NVIDIA GPU: cuda.core says {type(exc).__name__}: {exc}"
     if not count:
-        return "needs an NVIDIA GPU: cudaGetDeviceCount found none"
+        return "needs an NVIDIA GPU: cuda.core found none"
     return None
 
 
@@ -115,7 +118,7 @@ def test_runtime_names_the_extra_when_tensorrt_is_not_installed():
 def _needs_cuda_python() -> None:
     """The registry checks cuda-python after tensorrt: without it, that is the refusal."""
     try:
-        importlib.import_module("cuda.bindings")
+        importlib.import_module("cuda.core")
     except ImportError:
         pytest.skip("needs cuda-python (the dev extra) for TensorRT's own refusal to be reached")
 
@@ -467,7 +470,7 @@ def test_cache_dir_falls_back_to_home_cache_without_a_valid_xdg(tmp_path, monkey
 
 def test_cache_entries_are_written_whole_with_no_partial_left(tmp_path):
     target = tmp_path / "deeper" / "key.engine"
-    _write_atomically(target, b"engine bytes")
+    write_atomically(target, b"engine bytes")
     assert target.read_bytes() == b"engine bytes"
     assert [p.name for p in target.parent.iterdir()] == ["key.engine"]
 
@@ -475,7 +478,7 @@ def test_cache_entries_are_written_whole_with_no_partial_left(tmp_path):
 def test_a_cache_that_cannot_be_written_is_not_fatal(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache directory would go")
-    _write_atomically(blocker / "key.engine", b"engine bytes")  # returns quietly
+    write_atomically(blocker / "key.engine", b"engine bytes")  # returns quietly
     assert blocker.read_text().startswith("a file")
 
 
@@ -864,7 +867,7 @@ def test_one_logger_per_process_made_once_and_never_freed():
     assert logger.take() == "the engine is bad"
     # Never freed, even with every reference of ours gone: TensorRT may still call it.
     alive = weakref.ref(logger)
-    tensorrt_backend._loggers.pop(id(trt))
+    trt_messages._loggers.pop(id(trt))
     made.clear()
     del logger
     gc.collect()
@@ -1020,9 +1023,7 @@ def _builder_flags() -> frozenset[str]:
 
 
 def _compute_capability() -> tuple[int, int]:
-    from atriva_inference.backends import cuda_memory
-
-    return cuda_memory.device_properties(0).compute_capability
+    return cuda.device_properties(0).compute_capability
 
 
 @pytest.mark.gpu
@@ -1131,10 +1132,15 @@ def test_async_request_completes_on_a_cuda_event(trt_runtime, conv_net, rng):
     np.testing.assert_array_equal(seen[0], expected[0])
 
 
+def _bound_address(request, name: str) -> int:
+    """The device address the request's execution context reads (input) or writes (output)
+    ``name`` at: TensorRT's own ``IExecutionContext.get_tensor_address``."""
+    return int(request._context.get_tensor_address(name))
+
+
 @pytest.mark.gpu
 def test_device_array_input_is_bound_in_place(conv_net, tmp_path, rng):
     _require_tensorrt_and_gpu()
-    from atriva_inference.backends import cuda_memory
     from atriva_inference.backends.base import LoadOptions
 
     backend = TensorRTBackend(cache_dir=tmp_path)
@@ -1142,15 +1148,15 @@ def test_device_array_input_is_bound_in_place(conv_net, tmp_path, rng):
     assert loaded.device_inputs == "GPU.0"
     request = loaded.create_request()
     frame = conv_net.make_inputs(rng)["input"]
-    buffer = cuda_memory.DeviceBuffer(frame.nbytes, 0)
-    stream = cuda_memory.Stream(0)
-    cuda_memory.copy_to_device(buffer.ptr, frame, stream)
+    buffer = cuda.DeviceBuffer(frame.nbytes, 0)
+    stream = cuda.Stream(0)
+    cuda.copy_to_device(buffer.ptr, frame, stream)
     stream.synchronize()
-    on_gpu = cuda_memory.DeviceArray(buffer.ptr, frame.shape, frame.dtype, 0, owner=buffer)
+    on_gpu = cuda.DeviceArray(buffer.ptr, frame.shape, frame.dtype, 0, owner=buffer)
     (from_gpu,) = request.infer([on_gpu])
-    assert request.tensor_address("input") == buffer.ptr  # zero-copy: the caller's memory
+    assert _bound_address(request, "input") == buffer.ptr  # zero-copy: the caller's memory
     (from_host,) = request.infer([frame])
-    assert request.tensor_address("input") != buffer.ptr  # host data goes via its own buffer
+    assert _bound_address(request, "input") != buffer.ptr  # host data goes via its own buffer
     np.testing.assert_array_equal(from_gpu, from_host)
     reference = conv_net.reference({"input": frame})["output"]
     np.testing.assert_allclose(from_gpu, reference, rtol=1e-4, atol=1e-4)
@@ -1165,15 +1171,14 @@ def test_device_array_input_is_bound_in_place(conv_net, tmp_path, rng):
 @pytest.mark.gpu
 def test_device_array_on_another_gpu_is_refused(conv_net, tmp_path, rng):
     _require_tensorrt_and_gpu()
-    from atriva_inference.backends import cuda_memory
     from atriva_inference.backends.base import LoadOptions
 
     loaded = TensorRTBackend(cache_dir=tmp_path).load(conv_net.onnx_path, "GPU.0", LoadOptions())
     request = loaded.create_request()
     frame = conv_net.make_inputs(rng)["input"]
-    buffer = cuda_memory.DeviceBuffer(frame.nbytes, 0)
+    buffer = cuda.DeviceBuffer(frame.nbytes, 0)
     # Described as GPU.1 (never dereferenced: the device check comes first).
-    elsewhere = cuda_memory.DeviceArray(buffer.ptr, frame.shape, frame.dtype, 1, owner=buffer)
+    elsewhere = cuda.DeviceArray(buffer.ptr, frame.shape, frame.dtype, 1, owner=buffer)
     with pytest.raises(InvalidInputError, match=r"on GPU\.1, the model runs on GPU\.0"):
         request.infer([elsewhere])
     request.close()
@@ -1224,20 +1229,19 @@ def test_backends_share_the_process_logger_and_keep_their_errors(tmp_path):
 @pytest.mark.gpu
 def test_a_misaligned_device_input_is_copied_not_bound(conv_net, tmp_path, rng):
     _require_tensorrt_and_gpu()
-    from atriva_inference.backends import cuda_memory
 
     request = _load_on(tmp_path, conv_net).create_request()
     frame = conv_net.make_inputs(rng)["input"]
     offset = 4  # one float in: aligned for float32, not for TensorRT
-    buffer = cuda_memory.DeviceBuffer(frame.nbytes + offset, 0)
-    stream = cuda_memory.Stream(0)
-    cuda_memory.copy_to_device(buffer.ptr + offset, frame, stream)
+    buffer = cuda.DeviceBuffer(frame.nbytes + offset, 0)
+    stream = cuda.Stream(0)
+    cuda.copy_to_device(buffer.ptr + offset, frame, stream)
     stream.synchronize()
-    shifted = cuda_memory.DeviceArray(buffer.ptr + offset, frame.shape, frame.dtype, 0, buffer)
+    shifted = cuda.DeviceArray(buffer.ptr + offset, frame.shape, frame.dtype, 0, buffer)
     assert not binds_in_place(shifted.ptr)
     (from_shifted,) = request.infer([shifted])
-    assert request.tensor_address("input") % TENSOR_ALIGNMENT == 0
-    assert request.tensor_address("input") != shifted.ptr  # the request's own buffer
+    assert _bound_address(request, "input") % TENSOR_ALIGNMENT == 0
+    assert _bound_address(request, "input") != shifted.ptr  # the request's own buffer
     (from_host,) = request.infer([frame])
     np.testing.assert_array_equal(from_shifted, from_host)
     request.close()
@@ -1246,7 +1250,6 @@ def test_a_misaligned_device_input_is_copied_not_bound(conv_net, tmp_path, rng):
 @pytest.mark.gpu
 def test_bound_outputs_stay_on_the_gpu(conv_net, tmp_path, rng):
     _require_tensorrt_and_gpu()
-    from atriva_inference.backends import cuda_memory
     from atriva_inference.tensor import DeviceTensor
 
     request = _load_on(tmp_path, conv_net).create_request()
@@ -1254,9 +1257,9 @@ def test_bound_outputs_stay_on_the_gpu(conv_net, tmp_path, rng):
     (host,) = request.infer([feeds[0]])
     assert type(host) is np.ndarray
     (bound,) = request.infer_bound([feeds[0]])
-    assert isinstance(bound, cuda_memory.DeviceArray)
+    assert isinstance(bound, cuda.DeviceArray)
     assert (bound.shape, bound.dtype, bound.device) == (host.shape, host.dtype, 0)
-    assert bound.ptr == request.tensor_address("output")  # no copy: the output buffer itself
+    assert bound.ptr == _bound_address(request, "output")  # no copy: the output buffer itself
     np.testing.assert_array_equal(bound.to_numpy(), host)  # complete on return
     (again,) = request.infer_bound([feeds[1]])
     assert again.ptr == bound.ptr  # reused by the next run, as a stream's outputs are
@@ -1300,9 +1303,7 @@ def test_the_async_wait_runs_on_the_model_s_gpu(conv_net, tmp_path, rng):
     _require_tensorrt_and_gpu()
     from cuda.bindings import runtime as cuda_runtime
 
-    from atriva_inference.backends import cuda_memory
-
-    if cuda_memory.device_count() < 2:
+    if cuda.device_count() < 2:
         pytest.skip("needs two NVIDIA GPUs to tell which one the waiting thread uses: found 1")
     with InferenceRuntime("tensorrt", cache_dir=tmp_path) as runtime:
         model = runtime.load_model(conv_net.onnx_path, "GPU.1")
@@ -1325,7 +1326,7 @@ def test_a_pool_that_refuses_the_wait_fails_start_and_calls_nothing(
     frame = conv_net.make_inputs(rng)["input"]
     refusing = ThreadPoolExecutor(max_workers=1)
     refusing.shutdown()
-    monkeypatch.setattr(tensorrt_backend, "_async_executor", lambda: refusing)
+    monkeypatch.setattr(trt_runner, "_async_executor", lambda: refusing)
     called = []
     with pytest.raises(InferenceFailedError, match="pool refused") as caught:
         request.start([frame], lambda outputs, error: called.append((outputs, error)))

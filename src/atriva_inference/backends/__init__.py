@@ -10,7 +10,7 @@ from typing import NamedTuple
 from ..errors import BackendUnavailableError
 from .base import Backend
 
-__all__ = ["BACKENDS", "BackendStatus", "available_backends", "create_backend"]
+__all__ = ["BACKENDS", "BackendStatus", "available_backends", "create_backend", "install_hint"]
 
 
 class _Entry(NamedTuple):
@@ -28,7 +28,7 @@ BACKENDS: dict[str, _Entry] = {
     ),
     "tensorrt": _Entry(
         "atriva_inference.backends.tensorrt:TensorRTBackend",
-        ("tensorrt", "cuda.bindings"),
+        ("tensorrt", "cuda.core"),
         "tensorrt",
     ),
 }
@@ -43,8 +43,9 @@ class BackendStatus(NamedTuple):
     devices: tuple[str, ...]
 
 
-def _install_hint(name: str) -> str:
-    return f"pip install 'atriva-inference[{BACKENDS[name].extra}]'"
+def install_hint(extra: str) -> str:
+    """The command that installs an extra: ``pip install 'atriva-inference[tensorrt]'``."""
+    return f"pip install 'atriva-inference[{extra}]'"
 
 
 def _check_known(name: str) -> _Entry:
@@ -67,14 +68,14 @@ def create_backend(name: str, *, cache_dir: Path | None = None) -> Backend:
         except (ImportError, ValueError) as exc:
             raise BackendUnavailableError(
                 f"backend '{name}' needs the '{package}' package, which is not installed: "
-                f"{_install_hint(name)}"
+                f"{install_hint(entry.extra)}"
             ) from exc
     module_name, class_name = entry.target.split(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise BackendUnavailableError(
-            f"backend '{name}' could not import its package ({exc}): {_install_hint(name)}"
+            f"backend '{name}' could not import its package ({exc}): {install_hint(entry.extra)}"
         ) from exc
     backend_class: type[Backend] = getattr(module, class_name)
     return backend_class(cache_dir=cache_dir)
