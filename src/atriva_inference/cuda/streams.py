@@ -92,6 +92,7 @@ class Stream:
     def synchronize(self) -> None:
         """Block until everything queued on the stream is done (the GIL is released)."""
         self.live()
+        use_device(self.device)  # a thread may have no context yet (a pool's, a GC's)
         with translated(f"work on a CUDA stream of GPU.{self.device} failed"):
             self.core.sync()
 
@@ -158,6 +159,7 @@ class Event:
     def query(self) -> bool:
         """True when the recorded work is complete (or nothing was recorded)."""
         event = self._live()
+        use_device(self.device)
         with translated(f"work before a CUDA event on GPU.{self.device} failed"):
             return bool(event.is_done)
 
@@ -165,6 +167,7 @@ class Event:
         """Block until the recorded work is complete (the GIL is released); the thread
         sleeps with ``blocking_sync``, else it spins."""
         event = self._live()
+        use_device(self.device)
         with translated(f"work before a CUDA event on GPU.{self.device} failed"):
             event.sync()
 
