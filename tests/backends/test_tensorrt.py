@@ -184,6 +184,26 @@ def test_an_old_tensorrt_install_is_unavailable(tmp_path, monkeypatch):
         sys.modules.pop("tensorrt", None)  # the stand-in imported fine: leave no trace
 
 
+def test_tensorrt_without_cuda_python_names_its_own_extra(tmp_path, monkeypatch):
+    """TensorRT present, cuda-python not: the refusal says to install the tensorrt extra
+    (the CUDA layer alone would only say cuda-python)."""
+    package = tmp_path / "tensorrt"
+    package.mkdir()
+    (package / "__init__.py").write_text("__version__ = '10.16.1'\n")
+    monkeypatch.delitem(sys.modules, "tensorrt", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "cuda.core", None)  # as if not installed
+    try:
+        with pytest.raises(BackendUnavailableError, match=EXTRA) as caught:
+            TensorRTBackend()
+        assert "cuda.core" in str(caught.value)
+        assert isinstance(caught.value.__cause__, ImportError)
+        with pytest.raises(BackendUnavailableError, match=rf"'cuda.core' package.*{EXTRA}"):
+            InferenceRuntime(backend="tensorrt")
+    finally:
+        sys.modules.pop("tensorrt", None)
+
+
 # -- optimization profiles -----------------------------------------------------------------
 def test_default_profile_ranges_a_dynamic_batch():
     profile = optimization_profile([("images", (None, 3, 224, 224))])
