@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from atriva_inference import DeviceUnavailableError, InferenceRuntime, ModelLoadError
+from atriva_inference.backends.base import LoadedModel, LoadOptions
+from tests import zoo
 
 ov = pytest.importorskip("openvino")
 
@@ -16,6 +20,13 @@ ov = pytest.importorskip("openvino")
 def runtime():
     with InferenceRuntime("openvino") as rt:
         yield rt
+
+
+def load_directly(path: Path, options: LoadOptions | None = None) -> LoadedModel:
+    """The backend itself, below the runtime: for what only its requests show."""
+    from atriva_inference.backends.openvino import OpenVINOBackend
+
+    return OpenVINOBackend().load(path, "CPU", options or LoadOptions())
 
 
 def cpu_capabilities() -> list[str]:
@@ -53,10 +64,9 @@ def test_truncated_xml(runtime, conv_net, tmp_path):
 
 
 def test_default_precision_is_f32_not_the_plugins_bf16(runtime, conv_net):
-    model = runtime.load_model(conv_net.ir_path)
-    assert model.precision == "FP32"
-    compiled = model._engine.loaded._compiled
-    assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    assert runtime.load_model(conv_net.ir_path).precision == "FP32"
+    loaded = load_directly(conv_net.ir_path)
+    assert loaded._compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
 
 
 @pytest.mark.skipif("BF16" not in cpu_capabilities(), reason="this CPU has no bf16 support")
@@ -124,13 +134,14 @@ def test_inputs_are_bound_without_copy_and_stream_outputs_reuse_one_buffer(runti
     stream = model.create_stream()
     frames = [conv_net.make_inputs(rng)["input"] for _ in range(3)]
     outputs = []
+    request = load_directly(conv_net.ir_path).create_request()
     for frame in frames:
         out = stream.run(frame)["output"].to_numpy()
-        (request,) = stream._holder.requests.values()  # one signature: one bound request
-        bound = request._request.get_input_tensor(0).data
-        assert np.shares_memory(bound, frame)  # the frame itself is the input: no copy
         np.testing.assert_allclose(out, conv_net.reference({"input": frame})["output"], atol=1e-4)
         outputs.append(out)
+        request.infer_bound([frame])  # what a stream's request does with each frame
+        bound = request._request.get_input_tensor(0).data
+        assert np.shares_memory(bound, frame)  # the frame itself is the input: no copy
     assert np.shares_memory(outputs[0], outputs[-1])  # documented: valid until the next run
     first = model.run(frames[0])["output"].to_numpy()
     second = model.run(frames[1])["output"].to_numpy()
@@ -146,3 +157,82 @@ def test_a_frame_buffer_rewritten_in_place_is_seen(runtime, conv_net, rng):
         buffer[...] = rng.random(buffer.shape, dtype=np.float32)
         out = stream.run(buffer)["output"].to_numpy()
         np.testing.assert_allclose(out, conv_net.reference({"input": buffer})["output"], atol=1e-4)
+
+
+# -- one loaded model, one model: the file is read once, the cache keyed by content ------------
+def _add_model(directory: Path, weight: float) -> tuple[Path, Path]:
+    """x float32[1,3,4,4] -> y = x + weight: versions differ in their weights only."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model = zoo.make_model(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [numpy_helper.from_array(np.full((1, 3, 1, 1), weight, np.float32), "w")],
+    )
+    onnx_path, ir_path = zoo.save(model, directory, "add")
+    assert ir_path is not None
+    return onnx_path, ir_path
+
+
+def _install(source: Path, target: Path) -> None:
+    """Copy a model over ``target`` in place (the same files, rewritten), IR weights too."""
+    shutil.copyfile(source, target)
+    if source.suffix == ".xml":
+        shutil.copyfile(source.with_suffix(".bin"), target.with_suffix(".bin"))
+
+
+def _versions(tmp_path: Path, fmt: str) -> tuple[Path, Path, Path]:
+    """(version 1, version 2, the path a model is loaded from, holding version 1)."""
+    paths = [_add_model(tmp_path / f"v{weight}", weight)[fmt == "ir"] for weight in (1, 2)]
+    target = tmp_path / "served" / paths[0].name
+    target.parent.mkdir()
+    _install(paths[0], target)
+    return paths[0], paths[1], target
+
+
+def _added(outputs: dict, x: np.ndarray) -> float:
+    """The weight the model that gave ``outputs`` for ``x`` adds."""
+    return float(outputs["y"].to_numpy()[0, 0, 0, 0]) - float(x[0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "ir"])
+def test_a_cache_hit_needs_the_same_content_not_the_same_path(tmp_path, fmt):
+    _, version_2, target = _versions(tmp_path, fmt)
+    x = np.zeros((1, 3, 4, 4), np.float32)
+    loads = []
+    for replace in (False, False, True, False):
+        if replace:
+            _install(version_2, target)
+        # A new runtime each time: what a process started later finds in the cache.
+        with InferenceRuntime("openvino", cache_dir=tmp_path / "cache") as runtime:
+            model = runtime.load_model(target, device="CPU")
+            loads.append((model.loaded_from_cache, _added(model.run(x), x)))
+    assert loads == [(False, 1.0), (True, 1.0), (False, 2.0), (True, 2.0)]
+
+
+@pytest.mark.parametrize("cache", [False, True], ids=["no_cache", "cache_dir"])
+@pytest.mark.parametrize("fmt", ["onnx", "ir"])
+def test_a_loaded_model_never_reads_its_file_again(tmp_path, fmt, cache):
+    """Conversions compiled into the graph, the queue's THROUGHPUT compile and new static
+    shapes all compile what was read at load: a file replaced in place, then deleted,
+    changes nothing (mapped weights would have changed the model already loaded)."""
+    _, version_2, target = _versions(tmp_path, fmt)
+    x = np.random.default_rng(0).random((1, 3, 4, 4), dtype=np.float32)
+    half = x.astype(np.float16)
+    with InferenceRuntime("openvino", cache_dir=tmp_path / "cache" if cache else None) as rt:
+        model = rt.load_model(target, device="CPU")
+        static = rt.load_model(target, device="CPU", dynamic=True, static_shapes=True)
+        _install(version_2, target)
+        added = {
+            "run": _added(model.run(x), x),
+            "float16": _added(model.run(half), half),
+            "queue": _added(next(model.create_async_queue(depth=2).map([x])), x),
+        }
+        target.unlink()
+        if fmt == "ir":
+            target.with_suffix(".bin").unlink()
+        zeros = np.zeros((1, 3, 4, 4), np.uint8)
+        added["uint8"] = _added(model.run(zeros), zeros)
+        other_shape = np.zeros((2, 3, 5, 5), np.float32)
+        added["new_static_shape"] = _added(static.run(other_shape), other_shape)
+    assert added == pytest.approx(dict.fromkeys(added, 1.0), abs=1e-3)

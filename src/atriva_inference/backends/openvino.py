@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import queue
+import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -99,23 +102,55 @@ def _layout_of(port: Any) -> str | None:
     return text.upper() if text.isalpha() else None
 
 
-def _port_name(port: Any, index: int, prefix: str) -> str:
-    """The name users know a port by. A compiled output can carry several tensor names
-    (an ONNX ``Identity`` before the output merges two); the graph's own output name is the
-    one its Result node is named after (``y/sink_port_0``)."""
-    names = port.get_names()
-    if not names:
-        return f"{prefix}{index}"
-    if len(names) > 1 and prefix == "output":
-        result = port.get_node().get_friendly_name()
-        for name in names:
-            if result == name or result.startswith(f"{name}/sink_port"):
-                return name
-    return sorted(names)[0] if len(names) > 1 else next(iter(names))
+_SINK_PORT = re.compile(r"/sink_port_\d+$")
 
 
-def _describe_port(port: Any, index: int, prefix: str) -> TensorInfo:
-    name = _port_name(port, index, prefix)
+def _graph_names(model: Any) -> tuple[list[str], list[str]]:
+    """The names the model file gives its inputs and outputs, in port order.
+
+    A port can carry several tensor names: a graph input that also names an internal or
+    output tensor (an ``Identity``/``Dropout`` chain, a one-input ``Max``, an inlined ONNX
+    function) has them all, and ``get_any_name()`` may pick the wrong one (a compiled
+    model's ports are worse still). The file's own name is on the node: the ONNX frontend
+    and IR name a ``Parameter`` after the graph input and a ``Result`` after the graph
+    output (``y/sink_port_0``). Taken from the model as read, before anything is compiled.
+    """
+    outputs: list[str] = []
+    for index, port in enumerate(model.outputs):
+        names = port.get_names()
+        own = _SINK_PORT.sub("", port.get_node().get_friendly_name())
+        if own in names:
+            outputs.append(own)
+        else:
+            outputs.append(sorted(names)[0] if names else f"output{index}")
+    output_names = set(outputs)
+    inputs: list[str] = []
+    for index, port in enumerate(model.inputs):
+        names = port.get_names()
+        own = port.get_node().get_friendly_name()
+        if not names:
+            inputs.append(f"input{index}")
+        elif own in names:
+            inputs.append(own)
+        else:
+            # The IR of a graph whose input is also an output keeps only the output's name
+            # on the port; a name that is no output's is the input's own.
+            own_names = sorted(names - output_names)
+            inputs.append(own_names[0] if own_names else own)
+    return _unique(inputs, "input"), _unique(outputs, "output")
+
+
+def _unique(names: list[str], prefix: str) -> list[str]:
+    """Positional names for repeats, so every port keeps a name of its own."""
+    seen: set[str] = set()
+    unique = []
+    for index, name in enumerate(names):
+        unique.append(name if name not in seen else f"{prefix}{index}")
+        seen.add(unique[-1])
+    return unique
+
+
+def _describe_port(port: Any, name: str, prefix: str) -> TensorInfo:
     partial = port.get_partial_shape()
     shape = (
         tuple(dim.get_length() if dim.is_static else None for dim in partial)
@@ -138,6 +173,10 @@ class OpenVINOBackend(Backend):
 
     def __init__(self, *, cache_dir: Path | None = None) -> None:
         self._core = ov.Core()
+        # Weights are read into memory, not mapped from the file: the CPU plugin runs on
+        # mapped weights in place, so a file rewritten after load would change (or, cut
+        # short while copied over, crash) a model already loaded.
+        self._core.set_property({"ENABLE_MMAP": False})
         if cache_dir is not None:
             cache_dir.mkdir(parents=True, exist_ok=True)
             self._core.set_property({"CACHE_DIR": str(cache_dir)})
@@ -146,6 +185,13 @@ class OpenVINOBackend(Backend):
         return list(self._core.available_devices)
 
     def load(self, path: Path, device: str, options: LoadOptions) -> LoadedModel:
+        """Read ``path`` once and compile the model read; the file is not touched again.
+
+        With ``cache_dir``, OpenVINO's compiled-model cache is keyed by the model's content
+        (graph and weights as read, with any load-time edits) and the compile options, not
+        by the path: a file replaced at the same path compiles anew, the same file again
+        is a cache hit (``loaded_from_cache``). A hit still reads and hashes the model.
+        """
         suffix = path.suffix.lower()
         if suffix == ".xml":
             weights = path.with_suffix(".bin")
@@ -159,21 +205,30 @@ class OpenVINOBackend(Backend):
                 f"got '{path.name}'"
             )
         config = self._compile_config(device, options)
-        compiler = _Compiler(self, path, device, config, options)
         started = time.perf_counter()
         with _translate(ModelLoadError, f"cannot load '{path}'"):
-            # Compiling from the path lets a cache hit skip reading the model at all.
-            plain = options.cache_dir is not None and not options.edits_model
-            compiled = compiler.compile(str(path) if plain else compiler.model())
+            model = self._read(path)
+            compiler = _Compiler(self._core, model, device, config, options)
+            compiled = compiler.compile(compiler.source)
         compile_ms = (time.perf_counter() - started) * 1e3
-        return OpenVINOModel(compiled, compiler, compile_ms)
+        return OpenVINOModel(compiled, compiler, compiler.source, compile_ms)
 
     def _read(self, path: Path) -> Any:
         if path.suffix.lower() == ".onnx":
-            # Ask the ONNX frontend only: read_model would try every frontend on a broken file.
+            # Ask the ONNX frontend only: read_model would try every frontend on a broken
+            # file. False: external data is read into memory, not mapped (see __init__).
             frontend = ov.frontend.FrontEndManager().load_by_framework("onnx")
-            return frontend.convert(frontend.load(str(path)))
-        return self._core.read_model(str(path))
+            model = frontend.convert(frontend.load(str(path), False))
+        else:
+            model = self._core.read_model(str(path))
+        if not model.outputs:
+            # OpenVINO reads an empty file or a graph-less ONNX model as a model of nothing.
+            size = path.stat().st_size
+            found = "an empty file (0 bytes)" if size == 0 else f"no graph outputs ({size} bytes)"
+            raise ModelLoadError(
+                f"cannot load '{path}': expected a model whose graph has outputs, found {found}"
+            )
+        return model
 
     def _compile_config(self, device: str, options: LoadOptions) -> dict[str, Any]:
         # The model's own precision by default: the CPU plugin would otherwise pick bf16 on
@@ -198,52 +253,43 @@ class OpenVINOBackend(Backend):
 
 
 class _Compiler:
-    """Everything needed to compile this model again: for the queue's THROUGHPUT hint, for a
-    conversion compiled into the graph, for one static shape."""
+    """The model as read at load (with its load-time edits) and how to compile it again:
+    for the queue's THROUGHPUT hint, for a conversion compiled into the graph, for one
+    static shape. Every compile starts from this in-memory model, never from the file, so
+    one loaded model gives one model's answers whatever happens to the file."""
 
     def __init__(
-        self,
-        backend: OpenVINOBackend,
-        path: Path,
-        device: str,
-        config: dict[str, Any],
-        options: LoadOptions,
+        self, core: Any, model: Any, device: str, config: dict[str, Any], options: LoadOptions
     ) -> None:
-        self.backend = backend
-        self.path = path
+        self.core = core
         self.device = device
         self.config = config
         self.options = options
-        self._model: Any = None
+        self.input_names, self.output_names = _graph_names(model)
+        hints = dict(options.layouts)
+        if options.dynamic:
+            _free_dims(model, hints, self.input_names)
+        if options.normalization:
+            model = _with_normalization(model, options.normalization, hints, self.input_names)
+        self.source = model
         self._lock = threading.Lock()
 
     def model(self) -> Any:
-        """A fresh ``ov.Model`` of the file (dims freed when ``dynamic=True``)."""
+        """A copy of the model to edit (the weights are shared, not copied)."""
         with self._lock:
-            return self._read_once().clone()
-
-    def _read_once(self) -> Any:
-        if self._model is None:
-            model = self.backend._read(self.path)
-            hints = dict(self.options.layouts)
-            if self.options.dynamic:
-                _free_dims(model, hints)
-            if self.options.normalization:
-                model = _with_normalization(model, self.options.normalization, hints)
-            self._model = model
-        return self._model
+            return self.source.clone()
 
     def compile(self, source: Any, **changes: Any) -> Any:
-        return self.backend._core.compile_model(source, self.device, {**self.config, **changes})
+        return self.core.compile_model(source, self.device, {**self.config, **changes})
 
 
-def _free_dims(model: Any, hints: dict[str, str]) -> None:
+def _free_dims(model: Any, hints: dict[str, str], names: list[str]) -> None:
     shapes = {}
-    for index, port in enumerate(model.inputs):
+    for port, name in zip(model.inputs, names):
         partial = port.get_partial_shape()
         if partial.rank.is_dynamic:
             continue
-        info = _describe_port(port, index, "input")
+        info = _describe_port(port, name, "input")
         free = axes_to_free(len(partial), wanted_layout(info, hints))
         shapes[port] = ov.PartialShape(
             [ov.Dimension() if axis in free else dim for axis, dim in enumerate(partial)]
@@ -253,17 +299,24 @@ def _free_dims(model: Any, hints: dict[str, str]) -> None:
 
 
 class OpenVINOModel(LoadedModel):
-    def __init__(self, compiled: Any, compiler: _Compiler, compile_ms: float) -> None:
+    def __init__(self, compiled: Any, compiler: _Compiler, source: Any, compile_ms: float) -> None:
         self._compiled = compiled
         self._compiler = compiler
+        self._source = source  # the ov.Model compiled, for the queue's THROUGHPUT compile
         self._throughput: Any = None
         self._throughput_lock = threading.Lock()
         options = compiler.options
         self.device = compiler.device
         self.compile_ms = compile_ms
         self.profiling = options.profiling
-        self.inputs = [_describe_port(p, i, "input") for i, p in enumerate(compiled.inputs)]
-        self.outputs = [_describe_port(p, i, "output") for i, p in enumerate(compiled.outputs)]
+        self.inputs = [
+            _describe_port(port, name, "input")
+            for port, name in zip(compiled.inputs, compiler.input_names)
+        ]
+        self.outputs = [
+            _describe_port(port, name, "output")
+            for port, name in zip(compiled.outputs, compiler.output_names)
+        ]
         hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.precision = _PRECISION_NAMES.get(_type_name(hint), hint.upper())
         try:
@@ -280,7 +333,6 @@ class OpenVINOModel(LoadedModel):
         if wants_static is None:
             wants_static = not self.device.startswith("CPU")
         self.static_shapes = dynamic and wants_static
-        self._source: Any = None  # what create_throughput_requests compiles; None = the file
         #: Names of the nodes the runtime added (in-graph conversion), for profiling tags.
         self.preprocessing_nodes: tuple[str, ...] = ()
 
@@ -304,8 +356,7 @@ class OpenVINOModel(LoadedModel):
                     {model.input(i): ov.PartialShape(list(s)) for i, s in enumerate(shapes)}
                 )
             compiled = compiler.compile(model)
-        variant = OpenVINOModel(compiled, compiler, (time.perf_counter() - started) * 1e3)
-        variant._source = model
+        variant = OpenVINOModel(compiled, compiler, model, (time.perf_counter() - started) * 1e3)
         variant.static_shapes = self.static_shapes and shapes is None
         variant.preprocessing_nodes = tuple(sorted(added))
         return variant
@@ -320,14 +371,10 @@ class OpenVINOModel(LoadedModel):
         with self._throughput_lock:  # two queues created at once compile once
             if self._throughput is None:
                 started = time.perf_counter()
-                compiler = self._compiler
-                source = self._source
-                if source is None:
-                    options = compiler.options
-                    plain = options.cache_dir is not None and not options.edits_model
-                    source = str(compiler.path) if plain else compiler.model()
                 with _translate(InferenceFailedError, "cannot compile for throughput"):
-                    self._throughput = compiler.compile(source, PERFORMANCE_HINT="THROUGHPUT")
+                    self._throughput = self._compiler.compile(
+                        self._source, PERFORMANCE_HINT="THROUGHPUT"
+                    )
                 self.compile_ms += (time.perf_counter() - started) * 1e3
         if count is None:
             count = int(self._throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
@@ -335,17 +382,17 @@ class OpenVINOModel(LoadedModel):
             return [OpenVINORequest(self, self._throughput) for _ in range(max(count, 1))]
 
     def close(self) -> None:
-        self._compiled = self._throughput = None
+        self._compiled = self._throughput = self._source = None
 
 
 def _with_normalization(
-    model: Any, normalization: Sequence[Normalization], hints: dict[str, str]
+    model: Any, normalization: Sequence[Normalization], hints: dict[str, str], names: list[str]
 ) -> Any:
     """``(x - mean) / scale`` per channel, compiled into the graph with PrePostProcessor."""
     preprocessor = ov.preprocess.PrePostProcessor(model)
     for entry in normalization:
-        index = _input_index(model, entry.input)
-        info = _describe_port(model.input(index), index, "input")
+        index = _input_index(names, entry.input)
+        info = _describe_port(model.input(index), names[index], "input")
         if info.dtype.kind != "f" and info.dtype.name not in ("bfloat16",):
             raise InvalidInputError(
                 f"mean/scale of '{info.name}': the input takes {info.dtype.name}; mean and "
@@ -362,14 +409,15 @@ def _with_normalization(
     return preprocessor.build()
 
 
-def _input_index(model: Any, name: str) -> int:
+def _input_index(names: list[str], name: str) -> int:
     if name == "*":
-        only_input([port.get_any_name() for port in model.inputs], "mean/scale")
+        only_input(names, "mean/scale")
         return 0
-    for index, port in enumerate(model.inputs):
-        if name in port.get_names():
-            return index
-    raise InvalidInputError(f"mean/scale: the model has no input '{name}'")
+    if name in names:
+        return names.index(name)
+    raise InvalidInputError(
+        f"mean/scale: the model has no input '{name}' (its inputs: {', '.join(names)})"
+    )
 
 
 def _with_conversions(model: Any, conversions: Sequence[InputConversion]) -> Any:
@@ -420,10 +468,17 @@ class OpenVINORequest(BackendRequest):
     memory and the request runs with no arguments: the fastest call OpenVINO's Python API
     has (a list passed to ``infer`` costs several times more per call).
 
+    :meth:`start` runs on OpenVINO's own executor (``start_async``); a waiter thread of
+    this request, blocked in the native ``wait()``, reports every start -- success or
+    failure -- to ``on_done`` exactly once. OpenVINO's ``set_callback`` is not used: its
+    Python binding drops the callback of a failed inference, and a callback holding the
+    request is a reference cycle through C++ that keeps the request, its compiled model and
+    their threads alive for ever. (Measured on CPU, one to four requests in flight: the
+    waiter is as fast as the callback, which takes the GIL from a thread Python does not
+    know.)
+
     After a failed inference the ``InferRequest`` is replaced: OpenVINO keeps the failure
-    (it re-raises it from ``wait_for``) and can report the request busy for a while, which
-    would hand the error to the next frame. A generation number ties each callback to the
-    ``InferRequest`` that was started.
+    (it re-raises it from ``wait``), which would hand the error to the next frame.
     """
 
     native_async = True
@@ -447,36 +502,32 @@ class OpenVINORequest(BackendRequest):
             info.shape is not None and None not in info.shape for info in model.outputs
         )
         self._fixups = [(i, fix) for i, fix in enumerate(model.output_fixups) if fix is not None]
-        self._on_done: DoneCallback | None = None
-        self._done_lock = threading.Lock()  # the callback and reap() race to report
-        self._generation = 0
-        self._request: Any = None
+        self._jobs: queue.SimpleQueue[_Job | None] | None = None  # the waiter's, made on demand
+        self._stop_waiter: Callable[[], Any] | None = None
+        self._request: Any = None  # None once closed
         self._renew()
 
     def _renew(self) -> None:
         """A fresh ``InferRequest``: no stored failure, nothing bound."""
         if self._compiled is None:
             return  # closed: nothing will run on it again
-        self._generation += 1
         self._request = self._compiled.create_infer_request()
-        self._request.set_callback(self._completed, self._generation)
         self._bound: list[np.ndarray | None] = [None] * len(self._make_tensors)
         self._views: list[np.ndarray] | None = None
 
-    def _bind(self, inputs: Sequence[np.ndarray]) -> None:
+    def _bind(self, request: Any, inputs: Sequence[np.ndarray]) -> None:
         bound = self._bound
         for index, array in enumerate(inputs):
             # The same array object again, bound over its own memory, needs no new binding.
             if array is bound[index]:
                 continue
-            self._request.set_input_tensor(index, self._make_tensors[index](array))
+            request.set_input_tensor(index, self._make_tensors[index](array))
             shared = self._shares[index] and array.flags.writeable  # else OpenVINO copied
             bound[index] = array if shared else None
 
-    def _collect(self, copy: bool) -> list[np.ndarray]:
+    def _collect(self, request: Any, copy: bool) -> list[np.ndarray]:
         views = self._views
         if views is None:
-            request = self._request
             tensors = [request.get_output_tensor(i) for i in range(self._output_count)]
             views = [tensor.data for tensor in tensors]
             for index, fix in self._fixups:
@@ -487,17 +538,13 @@ class OpenVINORequest(BackendRequest):
             return [view.copy() for view in views]
         return list(views)
 
-    def _account(self) -> None:
+    def _account(self, request: Any) -> None:
         stats = self.stats
-        stats.device_ns += int(self._request.latency * 1e6)
+        stats.device_ns += int(request.latency * 1e6)
         if self._model.profiling:
             model = self._model
-            infos = self._request.profiling_info
+            infos = request.profiling_info
             _accumulate_layers(stats.layers, infos, model.device, model.preprocessing_nodes)
-
-    def _check_open(self) -> None:
-        if self._compiled is None:
-            raise ModelClosedError("the model was closed; this request can no longer run")
 
     # -- the backend interface ------------------------------------------------------------
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -507,70 +554,94 @@ class OpenVINORequest(BackendRequest):
         return self._infer(inputs, copy=False)
 
     def _infer(self, inputs: Sequence[np.ndarray], copy: bool) -> list[np.ndarray]:
-        self._check_open()
+        # One read of the native request: a close() meanwhile lets this run finish.
+        request = self._request
+        if request is None:
+            raise _closed()
         try:
             with _translate(InferenceFailedError, "OpenVINO inference failed"):
-                self._bind(inputs)
-                self._request.infer()
-                outputs = self._collect(copy=copy)
-                self._account()
+                self._bind(request, inputs)
+                request.infer()
+                outputs = self._collect(request, copy=copy)
+                self._account(request)
         except InferenceFailedError:
             self._renew()
             raise
         return outputs
 
     def start(self, inputs: Sequence[np.ndarray], on_done: DoneCallback) -> None:
-        self._check_open()
-        self._on_done = on_done
+        request = self._request
+        if request is None:
+            raise _closed()
+        jobs = self._jobs or self._start_waiter()
         try:
             with _translate(InferenceFailedError, "OpenVINO could not start inference"):
-                self._bind(inputs)
-                self._request.start_async()
-        except BaseException:
-            self._on_done = None
+                self._bind(request, inputs)
+                request.start_async()
+        except InferenceFailedError:
+            self._renew()
             raise
+        jobs.put((self, request, on_done))
 
-    def _take_on_done(self, generation: int) -> DoneCallback | None:
-        with self._done_lock:
-            if generation != self._generation:
-                return None  # a late word from a replaced InferRequest
-            on_done, self._on_done = self._on_done, None
-        return on_done
+    def _start_waiter(self) -> queue.SimpleQueue[_Job | None]:
+        jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        threading.Thread(
+            target=_wait_for_jobs, args=(jobs,), name="atriva-openvino-wait", daemon=True
+        ).start()
+        self._jobs = jobs
+        # The waiter holds the request only while a job is in flight: a request dropped
+        # without close() still ends its thread.
+        self._stop_waiter = weakref.finalize(self, jobs.put, None)
+        return jobs
 
-    def _completed(self, generation: Any) -> None:
-        on_done = self._take_on_done(generation)
-        if on_done is None:
-            return  # reap() reported it already
+    def _finish(self, request: Any, on_done: DoneCallback) -> None:
+        """On the waiter thread: wait for the inference ``request`` runs and report it."""
         try:
             with _translate(InferenceFailedError, "OpenVINO inference failed"):
-                outputs = self._collect(copy=True)
-                self._account()
-        except BaseException as exc:  # handed to the waiter
-            on_done(None, exc)
+                request.wait()
+                outputs = self._collect(request, copy=True)
+                self._account(request)
+        except BaseException as exc:
+            try:
+                self._renew()  # before on_done hands the request to the next frame
+            finally:
+                on_done(None, exc)
         else:
             on_done(outputs, None)
 
-    def reap(self) -> bool:
-        request, generation = self._request, self._generation
-        if self._on_done is None or request is None:
-            return False
-        try:
-            request.wait_for(0)  # raises the failure OpenVINO did not call back for
-        except Exception as exc:
-            on_done = self._take_on_done(generation)
-            if on_done is None:
-                return False
-            self._renew()  # before the request is handed to the next frame
-            error = InferenceFailedError(f"OpenVINO inference failed: {_first_line(exc)}")
-            error.__cause__ = exc
-            on_done(None, error)
-            return True
-        return False
-
     def close(self) -> None:
+        """Release the native request now (one in flight goes when its waiter reports)."""
+        self._compiled = self._request = None
         self._bound = [None] * len(self._bound)
         self._views = None
-        self._compiled = None  # the InferRequest goes when the last callback is done
+        if self._stop_waiter is not None:
+            self._stop_waiter()  # the waiter ends after reporting what is in flight
+
+
+#: A started inference for the waiter: the request, its native request, whom to tell.
+_Job = tuple[OpenVINORequest, Any, DoneCallback]
+
+
+def _closed() -> ModelClosedError:
+    return ModelClosedError("the model was closed; this request can no longer run")
+
+
+def _wait_for_jobs(jobs: queue.SimpleQueue[_Job | None]) -> None:
+    """A request's waiter thread: one job per start(), ``None`` to end."""
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        request, native, on_done = job
+        try:
+            request._finish(native, on_done)
+        except BaseException as exc:  # raised by on_done itself: shown, and the waiter goes on
+            thread = threading.current_thread()
+            threading.excepthook(
+                threading.ExceptHookArgs((type(exc), exc, exc.__traceback__, thread))
+            )
+        # Hold nothing between jobs: the request may be dropped or closed meanwhile.
+        del job, request, native, on_done
 
 
 def _tensor_maker(dtype: np.dtype, element_type: Any) -> Callable[[np.ndarray], Any]:
