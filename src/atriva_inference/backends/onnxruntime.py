@@ -382,31 +382,11 @@ def _provider_name(provider: Provider) -> str:
 
 
 def _cuda_devices() -> list[str]:
-    """The GPUs CUDA sees. ONNX Runtime lists its CUDA provider whether or not there is a
-    GPU, so ask CUDA: through cuda-python when installed, else the driver library itself."""
-    try:
-        from .cuda_memory import gpu_devices
+    """The GPUs CUDA sees (ONNX Runtime lists its CUDA provider whether or not there is a
+    GPU); counted by the CUDA layer, which asks the driver itself without cuda-python."""
+    from ..cuda import gpu_devices
 
-        found = gpu_devices()
-    except InferenceRuntimeError:  # cuda-python not installed
-        found = []
-    # cuda-python built for a newer CUDA than the driver counts none; the driver still knows.
-    return found or [f"GPU.{index}" for index in range(_driver_device_count())]
-
-
-def _driver_device_count() -> int:
-    """cuDeviceGetCount from the NVIDIA driver library; 0 where there is no driver."""
-    import ctypes.util
-
-    name = (ctypes.util.find_library("nvcuda") or "nvcuda") if os.name == "nt" else "libcuda.so.1"
-    try:
-        driver = ctypes.CDLL(name)
-        count = ctypes.c_int(0)
-        if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
-            return 0
-    except (OSError, AttributeError):  # no driver library: no NVIDIA GPU here
-        return 0
-    return count.value
+    return gpu_devices()
 
 
 def _hardware_name(providers: Sequence[Provider]) -> str:
@@ -414,7 +394,7 @@ def _hardware_name(providers: Sequence[Provider]) -> str:
     provider = providers[0]
     if _provider_name(provider) == _CUDA:
         with contextlib.suppress(InferenceRuntimeError):
-            from .cuda_memory import device_properties
+            from ..cuda import device_properties
 
             properties = device_properties(int(provider[1]["device_id"]))
             major, minor = properties.compute_capability
@@ -670,7 +650,7 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
         super().__init__(model, session)
         self._device_id = _gpu_index(model.device)
         self._device_outputs: list[Any] | None = None  # OrtValues on the GPU, static shapes
-        from .cuda_memory import DeviceArray  # imported once here, not on every frame
+        from ..cuda import DeviceArray  # imported once here, not on every frame
 
         self._device_array = DeviceArray
         self._has_strings = any(
