@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import shutil
+import subprocess
+import sys
+import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from atriva_inference import DeviceUnavailableError, InferenceRuntime, ModelLoadError
+from atriva_inference import (
+    DeviceUnavailableError,
+    InferenceFailedError,
+    InferenceRuntime,
+    ModelLoadError,
+)
 from atriva_inference.backends.base import LoadedModel, LoadOptions
 from tests import zoo
 
@@ -236,3 +248,198 @@ def test_a_loaded_model_never_reads_its_file_again(tmp_path, fmt, cache):
         other_shape = np.zeros((2, 3, 5, 5), np.float32)
         added["new_static_shape"] = _added(static.run(other_shape), other_shape)
     assert added == pytest.approx(dict.fromkeys(added, 1.0), abs=1e-3)
+
+
+# -- the model file's own input and output names -------------------------------------------------
+def _value(name: str) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 3, 2, 2])
+
+
+#: Graphs whose input OpenVINO also lists under the name of an internal or output tensor.
+NAME_CASES = {
+    # One-input Max: the input tensor is the output tensor.
+    "max": ([helper.make_node("Max", ["data_0"], ["result"])], ["data_0"], ["result"]),
+    # One-input Sum and Min: two outputs, one tensor.
+    "sum_min": (
+        [helper.make_node("Sum", ["in"], ["out"]), helper.make_node("Min", ["in"], ["out2"])],
+        ["in"],
+        ["out", "out2"],
+    ),
+    # Identity/Dropout chains, an output that is an Identity of another.
+    "identity_chain": (
+        [
+            helper.make_node("Identity", ["x"], ["a"]),
+            helper.make_node("Dropout", ["a"], ["b"]),
+            helper.make_node("Relu", ["b"], ["y"]),
+            helper.make_node("Identity", ["y"], ["z"]),
+        ],
+        ["x"],
+        ["y", "z"],
+    ),
+}
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "ir"])
+@pytest.mark.parametrize("case", NAME_CASES)
+def test_inputs_and_outputs_keep_the_graphs_own_names(runtime, tmp_path, case, fmt):
+    nodes, inputs, outputs = NAME_CASES[case]
+    graph = zoo.make_model(nodes, [_value(n) for n in inputs], [_value(n) for n in outputs])
+    onnx_path, ir_path = zoo.save(graph, tmp_path, case)
+    model = runtime.load_model(onnx_path if fmt == "onnx" else ir_path)
+    assert [info.name for info in model.inputs] == [v.name for v in graph.graph.input]
+    assert [info.name for info in model.outputs] == [v.name for v in graph.graph.output]
+    x = np.random.default_rng(0).standard_normal((1, 3, 2, 2)).astype(np.float32)
+    results = model.run({inputs[0]: x})
+    assert list(results) == outputs
+    expected = np.maximum(x, 0) if case == "identity_chain" else x
+    for name in outputs:
+        np.testing.assert_array_equal(results[name].to_numpy(), expected)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "ir"])
+def test_load_options_find_an_input_by_its_own_name(runtime, tmp_path, fmt):
+    """mean/scale, layout and free dims are given by input name: the graph's, not another
+    tensor's that OpenVINO lists on the same port."""
+    graph = zoo.make_model(NAME_CASES["max"][0], [_value("data_0")], [_value("result")])
+    onnx_path, ir_path = zoo.save(graph, tmp_path, "max")
+    model = runtime.load_model(
+        onnx_path if fmt == "onnx" else ir_path,
+        layout={"data_0": "NCHW"},
+        dynamic=True,
+        mean={"data_0": [1, 2, 3]},
+        scale={"data_0": [2, 4, 8]},
+    )
+    x = np.random.default_rng(0).random((2, 3, 5, 5), dtype=np.float32)  # dims freed by name
+    mean = np.array([1, 2, 3], np.float32).reshape(1, 3, 1, 1)
+    scale = np.array([2, 4, 8], np.float32).reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(
+        model.run({"data_0": x})["result"].to_numpy(), (x - mean) / scale, rtol=1e-6
+    )
+
+
+# -- files that hold no model --------------------------------------------------------------------
+def _no_graph() -> bytes:
+    model = onnx.ModelProto(ir_version=zoo.IR_VERSION)
+    model.opset_import.append(helper.make_opsetid("", zoo.OPSET))
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [
+        (lambda: b"", r"an empty file \(0 bytes\)"),
+        (_no_graph, r"no graph outputs \(\d+ bytes\)"),
+        (lambda: zoo.make_model([], [], []).SerializeToString(), r"no graph outputs"),
+    ],
+    ids=["empty_file", "no_graph", "empty_graph"],
+)
+def test_a_file_without_a_model_is_refused(runtime, tmp_path, content, found):
+    path = tmp_path / "nothing.onnx"
+    path.write_bytes(content())
+    with pytest.raises(
+        ModelLoadError, match=rf"nothing\.onnx.*expected a model .*outputs.*{found}"
+    ):
+        runtime.load_model(path)
+
+
+# -- asynchronous completion -----------------------------------------------------------------
+class Completions:
+    """An ``on_done`` that records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[np.ndarray] | None, BaseException | None]] = []
+        self._event = threading.Event()
+
+    def __call__(self, outputs, error) -> None:
+        self.calls.append((outputs, error))
+        self._event.set()
+
+    def wait(self) -> None:
+        assert self._event.wait(30), "on_done was never called"
+
+
+@pytest.mark.parametrize("throughput", [False, True], ids=["request", "throughput_request"])
+def test_a_failed_start_reports_through_on_done_exactly_once(mismatch, throughput):
+    """OpenVINO drops the callback of a failed inference: the request itself must still
+    report it, with nobody polling, and stay usable for the next frame."""
+    loaded = load_directly(mismatch.ir_path)
+    request = loaded.create_throughput_requests(1)[0] if throughput else loaded.create_request()
+    failed = Completions()
+    request.start([np.ones(3, np.float32), np.ones(4, np.float32)], failed)  # 3 + 4: no
+    failed.wait()
+    succeeded = Completions()
+    request.start([np.ones(3, np.float32), np.full(3, 2, np.float32)], succeeded)
+    succeeded.wait()
+    request.close()
+    ((outputs, error),) = failed.calls
+    assert outputs is None and isinstance(error, InferenceFailedError)
+    assert isinstance(error.__cause__, RuntimeError) and "OpenVINO inference failed" in str(error)
+    ((outputs, error),) = succeeded.calls
+    assert error is None
+    np.testing.assert_array_equal(outputs[0], np.full(3, 3, np.float32))
+
+
+def test_on_done_that_raises_does_not_stop_later_reports(conv_net, rng, monkeypatch):
+    seen = []
+    monkeypatch.setattr(threading, "excepthook", seen.append)
+    request = load_directly(conv_net.ir_path).create_request()
+
+    called = threading.Event()
+
+    def broken(outputs, error):
+        called.set()
+        raise ValueError("the caller's own bug")
+
+    frame = conv_net.make_inputs(rng)["input"]
+    request.start([frame], broken)
+    assert called.wait(30)
+    done = Completions()
+    request.start([frame], done)
+    done.wait()
+    request.close()
+    assert [type(args.exc_value) for args in seen] == [ValueError]
+    ((outputs, error),) = done.calls
+    assert error is None
+    np.testing.assert_allclose(
+        outputs[0], conv_net.reference({"input": frame})["output"], atol=1e-4
+    )
+
+
+# -- nothing outlives close() ----------------------------------------------------------------
+def test_a_dropped_request_is_freed_with_its_waiter_thread(conv_net, rng):
+    """No reference cycle through C++ (a callback holding the request) keeps it alive."""
+    request = load_directly(conv_net.ir_path).create_request()
+    others = set(threading.enumerate())
+    done = Completions()
+    request.start([conv_net.make_inputs(rng)["input"]], done)
+    done.wait()
+    (waiter,) = {
+        thread
+        for thread in set(threading.enumerate()) - others
+        if thread.name == "atriva-openvino-wait"
+    }
+    gone = weakref.ref(request)
+    del request, done
+    gc.collect()
+    assert gone() is None
+    waiter.join(30)
+    assert not waiter.is_alive()
+
+
+def test_load_close_cycles_leave_no_memory_or_threads_behind(tmp_path):
+    """Every way of running (run, stream, async request, queue, static shapes evicted from
+    the shape cache), in a process of its own so that nothing else moves the counts."""
+    probe = subprocess.run(
+        [sys.executable, "-m", "tests.backends.openvino_leak_probe", str(tmp_path), "12"],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    counts = json.loads(probe.stdout.splitlines()[-1])
+    before, after = counts["before"], counts["after"]
+    # Before the fix: 2.4 MB and 13 native threads more after each cycle.
+    assert after["native_threads"] <= before["native_threads"] + 4, counts
+    assert after["python_threads"] <= before["python_threads"], counts
+    assert after["rss_mb"] - before["rss_mb"] < 12, counts
