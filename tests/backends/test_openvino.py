@@ -20,6 +20,8 @@ from atriva_inference import (
     DeviceUnavailableError,
     InferenceFailedError,
     InferenceRuntime,
+    InvalidInputError,
+    ModelClosedError,
     ModelLoadError,
 )
 from atriva_inference.backends.base import LoadedModel, LoadOptions
@@ -443,3 +445,29 @@ def test_load_close_cycles_leave_no_memory_or_threads_behind(tmp_path):
     assert after["native_threads"] <= before["native_threads"] + 4, counts
     assert after["python_threads"] <= before["python_threads"], counts
     assert after["rss_mb"] - before["rss_mb"] < 12, counts
+
+
+def test_mean_of_the_wrong_length_says_one_per_channel(runtime, conv_net, rng):
+    with pytest.raises(InvalidInputError, match=r"expected 3 values \(one per channel\), got 2"):
+        runtime.load_model(conv_net.ir_path, mean=[0.5, 0.5])
+    frame = conv_net.make_inputs(rng)["input"]
+    model = runtime.load_model(conv_net.ir_path, mean=[0.5], scale=[2.0])  # one for all
+    np.testing.assert_allclose(
+        model.run(frame)["output"].to_numpy(),
+        conv_net.reference({"input": (frame - 0.5) / 2})["output"],
+        atol=1e-4,
+    )
+
+
+def test_close_with_an_inference_in_flight_still_reports_it(slow, rng):
+    request = load_directly(slow.ir_path).create_request()
+    feed = slow.make_inputs(rng)
+    done = Completions()
+    request.start([feed["x"]], done)
+    request.close()  # the waiter reports what was started, then ends
+    done.wait()
+    ((outputs, error),) = done.calls
+    assert error is None
+    np.testing.assert_allclose(outputs[0], slow.reference(feed)["y"], rtol=1e-3, atol=1e-3)
+    with pytest.raises(ModelClosedError):
+        request.start([feed["x"]], done)

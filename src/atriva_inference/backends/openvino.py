@@ -399,7 +399,13 @@ def _with_normalization(
                 f"scale apply to float inputs"
             )
         layout = wanted_layout(info, hints)
-        channel_axis(layout, f"mean/scale of '{info.name}'")
+        axis = channel_axis(layout, f"mean/scale of '{info.name}'")
+        channels, count = info.shape[axis] if info.shape else None, len(entry.mean)
+        if channels is not None and count not in (1, channels):  # one value serves them all
+            raise InvalidInputError(
+                f"mean/scale of '{info.name}': expected {channels} values (one per "
+                f"channel), got {count}"
+            )
         port = preprocessor.input(index)
         port.tensor().set_layout(ov.Layout(layout))
         port.model().set_layout(ov.Layout(layout))
@@ -504,16 +510,26 @@ class OpenVINORequest(BackendRequest):
         self._fixups = [(i, fix) for i, fix in enumerate(model.output_fixups) if fix is not None]
         self._jobs: queue.SimpleQueue[_Job | None] | None = None  # the waiter's, made on demand
         self._stop_waiter: Callable[[], Any] | None = None
+        # close() may come from another thread while a start() is under way: the lock keeps
+        # the waiter's end marker from passing a job that start() is about to queue.
+        self._lock = threading.Lock()
         self._request: Any = None  # None once closed
+        self._bound: list[np.ndarray | None] = [None] * len(self._make_tensors)
+        self._views: list[np.ndarray] | None = None
         self._renew()
 
     def _renew(self) -> None:
         """A fresh ``InferRequest``: no stored failure, nothing bound."""
-        if self._compiled is None:
+        compiled = self._compiled
+        if compiled is None:
             return  # closed: nothing will run on it again
-        self._request = self._compiled.create_infer_request()
-        self._bound: list[np.ndarray | None] = [None] * len(self._make_tensors)
-        self._views: list[np.ndarray] | None = None
+        fresh = compiled.create_infer_request()
+        with self._lock:
+            if self._compiled is None:
+                return  # closed meanwhile
+            self._request = fresh
+            self._bound = [None] * len(self._make_tensors)
+            self._views = None
 
     def _bind(self, request: Any, inputs: Sequence[np.ndarray]) -> None:
         bound = self._bound
@@ -532,7 +548,7 @@ class OpenVINORequest(BackendRequest):
             views = [tensor.data for tensor in tensors]
             for index, fix in self._fixups:
                 views[index] = fix(views[index], tuple(tensors[index].shape))
-            if self._static_outputs and not self._fixups:
+            if self._static_outputs and not self._fixups and request is self._request:
                 self._views = views
         if copy:
             return [view.copy() for view in views]
@@ -570,18 +586,19 @@ class OpenVINORequest(BackendRequest):
         return outputs
 
     def start(self, inputs: Sequence[np.ndarray], on_done: DoneCallback) -> None:
-        request = self._request
-        if request is None:
-            raise _closed()
-        jobs = self._jobs or self._start_waiter()
         try:
-            with _translate(InferenceFailedError, "OpenVINO could not start inference"):
-                self._bind(request, inputs)
-                request.start_async()
+            with self._lock:
+                request = self._request
+                if request is None:
+                    raise _closed()
+                jobs = self._jobs or self._start_waiter()
+                with _translate(InferenceFailedError, "OpenVINO could not start inference"):
+                    self._bind(request, inputs)
+                    request.start_async()
+                jobs.put((self, request, on_done))
         except InferenceFailedError:
             self._renew()
             raise
-        jobs.put((self, request, on_done))
 
     def _start_waiter(self) -> queue.SimpleQueue[_Job | None]:
         jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -611,11 +628,12 @@ class OpenVINORequest(BackendRequest):
 
     def close(self) -> None:
         """Release the native request now (one in flight goes when its waiter reports)."""
-        self._compiled = self._request = None
-        self._bound = [None] * len(self._bound)
-        self._views = None
-        if self._stop_waiter is not None:
-            self._stop_waiter()  # the waiter ends after reporting what is in flight
+        with self._lock:
+            self._compiled = self._request = None
+            self._bound = [None] * len(self._bound)
+            self._views = None
+            if self._stop_waiter is not None:
+                self._stop_waiter()  # the waiter ends after reporting what is in flight
 
 
 #: A started inference for the waiter: the request, its native request, whom to tell.
