@@ -276,7 +276,7 @@ class _Compiler:
 
     def model(self) -> Any:
         """A copy of the model to edit (the weights are shared, not copied)."""
-        with self._lock:
+        with self._lock:  # OpenVINO does not promise that two threads may clone one model
             return self.source.clone()
 
     def compile(self, source: Any, **changes: Any) -> Any:
@@ -369,20 +369,23 @@ class OpenVINOModel(LoadedModel):
         # The THROUGHPUT hint splits the device into streams for many requests in flight;
         # it doubles single-request latency, so run() and streams keep the LATENCY one.
         with self._throughput_lock:  # two queues created at once compile once
-            if self._throughput is None:
+            throughput, source = self._throughput, self._source
+            if source is None:
+                raise ModelClosedError("the model was closed; it makes no more requests")
+            if throughput is None:
                 started = time.perf_counter()
                 with _translate(InferenceFailedError, "cannot compile for throughput"):
-                    self._throughput = self._compiler.compile(
-                        self._source, PERFORMANCE_HINT="THROUGHPUT"
-                    )
+                    throughput = self._compiler.compile(source, PERFORMANCE_HINT="THROUGHPUT")
+                self._throughput = throughput
                 self.compile_ms += (time.perf_counter() - started) * 1e3
         if count is None:
-            count = int(self._throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            count = int(throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         with _translate(InferenceFailedError, "cannot create an inference request"):
-            return [OpenVINORequest(self, self._throughput) for _ in range(max(count, 1))]
+            return [OpenVINORequest(self, throughput) for _ in range(max(count, 1))]
 
     def close(self) -> None:
-        self._compiled = self._throughput = self._source = None
+        with self._throughput_lock:  # a THROUGHPUT compile under way is not kept
+            self._compiled = self._throughput = self._source = None
 
 
 def _with_normalization(
