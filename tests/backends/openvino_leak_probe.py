@@ -39,9 +39,7 @@ def settled(baseline: tuple[int, int]) -> dict[str, float]:
     gc.collect()
     deadline = time.monotonic() + 10
     counts = thread_counts()
-    while time.monotonic() < deadline and (
-        counts[0] > baseline[0] or counts[1] > baseline[1]
-    ):
+    while time.monotonic() < deadline and (counts[0] > baseline[0] or counts[1] > baseline[1]):
         time.sleep(0.05)
         gc.collect()
         counts = thread_counts()
