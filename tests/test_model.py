@@ -395,3 +395,22 @@ def test_profiling_after_close_keeps_the_counts(runtime, backend, conv_net, rng)
     assert profile.compile_ms > 0
     with pytest.raises(ModelClosedError):
         model.run(feed)
+
+
+def test_a_closed_model_is_freed_without_the_cycle_collector(runtime, backend, dynamic, rng):
+    """No reference cycle keeps a model's engine alive (its compiles, its requests)."""
+    import weakref
+
+    model = runtime.load_model(dynamic.path_for(backend), shape_cache_size=1)
+    for size in (2, 3, 4):  # evictions too
+        model.run({"x": np.ones((1, 3, size, size), np.float32)})
+    with model.create_stream() as stream:
+        stream.run({"x": np.ones((1, 3, 2, 2), np.float32)})
+    engine = weakref.ref(model._engine)
+    model.close()
+    gc.disable()
+    try:
+        del model, stream
+        assert engine() is None
+    finally:
+        gc.enable()

@@ -157,9 +157,7 @@ def test_tensors_are_refused_after_the_runtime_is_closed(backend):
         runtime.tensor_from_dlpack(np.zeros((1, 3), np.float32))
 
 
-def test_a_warm_up_shape_too_big_for_memory_is_refused_before_allocating(
-    runtime, backend, dynamic
-):
+def test_a_warm_up_shape_too_big_for_memory_is_refused_before_allocating(runtime, backend, dynamic):
     with pytest.raises(InvalidInputError, match=r"shapes: input 'x': float32\[1, 3, 100000"):
         runtime.load_model(dynamic.path_for(backend), shapes=[(1, 3, 100000, 100000)])
     model = runtime.load_model(dynamic.path_for(backend))  # nothing was left half-loaded

@@ -138,4 +138,5 @@ def test_static_shapes_with_frames_converted_in_the_graph(runtime, backend, dyna
             (1, 10, 4, 3),
         ]
         assert all(e.loaded.inputs[0].dtype == np.uint8 for e in executables)
-        assert not [e for e in model._engine._conversions.values() if e is not None]  # no dynamic compile
+        # no dynamic compile:
+        assert not [e for e in model._engine._conversions.values() if e is not None]

@@ -28,7 +28,7 @@ from .profiling import Profile, ProfileTotals, RequestStats, ShapeRecord
 from .shapes import ShapeCache, ShapeCacheInfo
 from .tensor import DeviceTensor, Tensor, TensorInfo, format_signature
 
-__all__ = ["Engine", "Executable", "Holder", "Inputs", "Outputs", "Pool"]
+__all__ = ["Engine", "Executable", "Holder", "Inputs", "Outputs"]
 
 Outputs = dict[str, Tensor]
 Inputs = Mapping[str, Any] | Tensor | np.ndarray
@@ -72,29 +72,13 @@ class Holder(Protocol):
     def give(self, executable: Executable, request: BackendRequest) -> None: ...
 
 
-class Pool:
-    """``Model.run``'s holder: each executable's idle requests, one more made per concurrent
-    caller, so threads never wait on a global lock."""
-
-    __slots__ = ("_engine",)
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def take(self, executable: Executable) -> BackendRequest:
-        try:
-            return executable.idle.pop()  # atomic under the GIL; no lock on the hot path
-        except IndexError:
-            return self._engine.new_requests(executable, 1)[0]
-
-    def give(self, executable: Executable, request: BackendRequest) -> None:
-        executable.idle.append(request)
-        if executable.retired:  # evicted or closed while this run used it: nobody else will
-            self._engine.reclaim_idle(executable)
-
-
 class Engine:
-    """Executables, their requests and the one run path of one loaded model."""
+    """Executables, their requests and the one run path of one loaded model.
+
+    The engine is also ``Model.run``'s holder (:meth:`take`, :meth:`give`): each executable's
+    idle requests, one more made per concurrent caller, so threads never wait on a global
+    lock. (Being its own holder keeps it out of a reference cycle.)
+    """
 
     def __init__(
         self,
@@ -119,14 +103,11 @@ class Engine:
         self._names = [plan.name for plan in self._plans]
         self._output_names = [info.name for info in loaded.outputs]
         self._conversions: dict[tuple[Any, ...], Executable | None] = {}
-        self._shape_cache: ShapeCache[Executable] = ShapeCache(
-            shape_cache_size, on_evict=self._evict
-        )
+        self._shape_cache: ShapeCache[Executable] = ShapeCache(shape_cache_size)
         self._shape_records: dict[tuple[Any, ...], ShapeRecord] = {}
         self._prepare_lock = threading.Lock()
         self._requests = _Registry()
         self._gone_compile_ms = 0.0  # compiles of executables evicted or closed
-        self.pool = Pool(self)
         self.closed = False
 
     # -- the run path --------------------------------------------------------------------
@@ -176,6 +157,17 @@ class Engine:
             holder.give(executable, request)
             raise
 
+    def take(self, executable: Executable) -> BackendRequest:
+        try:
+            return executable.idle.pop()  # atomic under the GIL; no lock on the hot path
+        except IndexError:
+            return self.new_requests(executable, 1)[0]
+
+    def give(self, executable: Executable, request: BackendRequest) -> None:
+        executable.idle.append(request)
+        if executable.retired:  # evicted or closed while this run used it: nobody else will
+            self.reclaim_idle(executable)
+
     def wrap(self, outputs: Sequence[Any]) -> Outputs:
         """Host arrays become Tensors; device arrays (a GPU stream's outputs) DeviceTensors."""
         return {
@@ -222,7 +214,8 @@ class Engine:
                 specialized=executable.shapes is not None,
             )
             self._shape_records[key] = record
-            self._shape_cache.put(key, executable)
+            for old_key, old in self._shape_cache.put(key, executable):
+                self._evict(old_key, old)
             return executable, arrays, record
 
     def _conversion_executable(self, conversions: tuple[Any, ...]) -> Executable:

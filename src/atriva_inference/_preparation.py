@@ -181,7 +181,7 @@ class InputPlan:
         return data
 
     def _refuse(self, array: np.ndarray) -> None:
-        raise InvalidInputError(  # the SPEC's form: expected float32[..], got uint8[..]
+        raise InvalidInputError(  # the contract's form: expected float32[..], got uint8[..]
             f"{self.what}: expected {format_signature(self.dtype, self.info.shape)}, "
             f"got {format_signature(array.dtype, array.shape)}"
             + (f" (model layout {self.layout})" if self.layout else "")

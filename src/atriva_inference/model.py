@@ -82,7 +82,7 @@ class Model:
         The outputs belong to the caller: later runs never overwrite them.
         """
         engine = self._engine
-        return engine.run(inputs, engine.pool)
+        return engine.run(inputs, engine)
 
     def create_async_request(self) -> AsyncRequest:
         """A reusable request: ``start(inputs, callback=None)`` then ``wait()``."""

@@ -9,7 +9,7 @@ import operator
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
@@ -33,12 +33,9 @@ class ShapeCacheInfo(NamedTuple):
 class ShapeCache(Generic[Value]):
     """A thread-safe LRU of prepared executables keyed by input signature."""
 
-    def __init__(
-        self, maxsize: int, on_evict: Callable[[Hashable, Value], None] | None = None
-    ) -> None:
+    def __init__(self, maxsize: int) -> None:
         self._entries: OrderedDict[Hashable, Value] = OrderedDict()
         self._maxsize = maxsize
-        self._on_evict = on_evict
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -52,8 +49,9 @@ class ShapeCache(Generic[Value]):
                 self.hits += 1
             return value
 
-    def put(self, key: Hashable, value: Value) -> None:
-        """Remember a newly prepared entry (counted as a miss); evict the least recent."""
+    def put(self, key: Hashable, value: Value) -> list[tuple[Hashable, Value]]:
+        """Remember a newly prepared entry (counted as a miss); evict the least recent and
+        return what was evicted (the caller lets it go: no callback, no reference cycle)."""
         evicted = []
         with self._lock:
             self.misses += 1
@@ -61,9 +59,7 @@ class ShapeCache(Generic[Value]):
             self._entries.move_to_end(key)
             while len(self._entries) > self._maxsize:
                 evicted.append(self._entries.popitem(last=False))
-        if self._on_evict is not None:
-            for old_key, old_value in evicted:
-                self._on_evict(old_key, old_value)
+        return evicted
 
     def values(self) -> list[Value]:
         with self._lock:

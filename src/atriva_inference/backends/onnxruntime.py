@@ -138,7 +138,6 @@ def _cpu_name() -> str:
 
 class ONNXRuntimeBackend(Backend):
     name = "onnxruntime"
-    extra = "onnxruntime"
 
     def __init__(self, *, cache_dir: Path | None = None) -> None:
         self._providers = ort.get_available_providers()
@@ -635,7 +634,7 @@ class ONNXRuntimeRequest(BackendRequest):
 
 
 class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
-    """A request on the CUDA provider: GPU tensors (``cuda_memory.DeviceArray``) are bound in
+    """A request on the CUDA provider: GPU tensors (``cuda.DeviceArray``) are bound in
     place through IOBinding; a stream's outputs stay on the GPU, in buffers allocated once.
 
     ONNX Runtime copies a host input to the device when it is *bound*, so host inputs are

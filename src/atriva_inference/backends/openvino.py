@@ -169,7 +169,6 @@ def _describe_port(port: Any, name: str, prefix: str) -> TensorInfo:
 
 class OpenVINOBackend(Backend):
     name = "openvino"
-    extra = "openvino"
 
     def __init__(self, *, cache_dir: Path | None = None) -> None:
         self._core = ov.Core()

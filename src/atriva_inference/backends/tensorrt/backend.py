@@ -126,7 +126,6 @@ def _network_tensors(network: Any) -> list[tuple[str, str]]:
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
-    extra = "tensorrt"
     precisions = PRECISIONS  # INT8: explicitly quantized (Q/DQ) models
 
     def __init__(self, *, cache_dir: Path | None = None) -> None:
