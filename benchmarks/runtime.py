@@ -454,13 +454,10 @@ def _copy_probe(model: Any, big: BuiltModel) -> tuple[Any, np.ndarray, np.ndarra
 def _stream_request(stream: Any) -> Any:
     """The backend request a stream ran on (after one run): the stream's internals, read
     only to check what the backend was handed."""
-    request = getattr(stream, "_request", None)
-    if request is None:
-        requests = list(getattr(stream, "_requests", {}).values())
-        if len(requests) != 1:
-            raise AttributeError(f"the stream holds {len(requests)} requests, expected 1")
-        request = requests[0]
-    return request
+    requests = list(stream._holder.requests.values())
+    if len(requests) != 1:
+        raise AttributeError(f"the stream holds {len(requests)} requests, expected 1")
+    return requests[0]
 
 
 def _sees(rerun: np.ndarray, before: np.ndarray, expected: np.ndarray) -> bool:

@@ -93,7 +93,10 @@ def test_quick_run_writes_the_json(tmp_path, capsys):
         assert result["throughput"]["variants"]["ours_queue"]["median_fps"] > 0
         assert result["throughput"]["ratio"]["paired"] > 0
         assert {"rss_before_kib", "rss_after_kib", "growth_mib"} <= set(result["memory"]["stream"])
-        assert result["copies"]["input_copies_per_frame"] in (0, 1)
+        # Structural, not timed: the stream binds the frame itself. An "error" here means the
+        # probe lost track of the stream's internals after a refactor.
+        assert "error" not in result["copies"], result["copies"]
+        assert result["copies"]["input_copies_per_frame"] == 0
         names = [c["name"] for c in document["checks"] if c["backend"] == backend]
         assert len(names) == 7
     assert all(c["result"] in ("PASS", "MISS") for c in document["checks"])
