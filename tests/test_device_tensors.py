@@ -11,6 +11,7 @@ import pytest
 from atriva_inference import DeviceTensor, InferenceRuntime, InvalidInputError, Tensor, TensorInfo
 from atriva_inference._preparation import InputPlan
 from atriva_inference.cuda import DeviceArray
+from atriva_inference.devices import Device
 
 # An address that is never read: these tests only check routing and validation.
 NOWHERE = 0x7F0000000000
@@ -21,7 +22,8 @@ def device_tensor(shape, dtype=np.float32, device=0, layout=None) -> DeviceTenso
 
 
 def plan(shape=(1, 3, 8, 8), layout="NCHW", device="GPU.0", dtype=np.float32) -> InputPlan:
-    return InputPlan(TensorInfo("x", shape, np.dtype(dtype)), layout, device)
+    resolved = None if device is None else Device.of(device)
+    return InputPlan(TensorInfo("x", shape, np.dtype(dtype)), layout, resolved)
 
 
 class HostDLPack:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ._layouts import with_batch
+from .devices import Device
 from .dtypes import convert_array, kind_of
 from .errors import InvalidInputError
 from .shapes import check_fits_in_memory
@@ -40,7 +41,7 @@ class InputPlan:
         "what",
     )
 
-    def __init__(self, info: TensorInfo, layout: str | None, device: str | None = None) -> None:
+    def __init__(self, info: TensorInfo, layout: str | None, device: Device | None = None) -> None:
         self.info = info
         # The GPU whose DeviceTensors the backend takes in place (None: host data only).
         self.device = device
@@ -155,7 +156,7 @@ class InputPlan:
                 f"tensor.to_numpy(), or load the model on {tensor.device} with a backend that "
                 f"takes GPU tensors (tensorrt, onnxruntime)"
             )
-        if tensor.device != (device if "." in device else f"{device}.0"):
+        if tensor.device != device.indexed_name:
             raise InvalidInputError(
                 f"{self.what}: the data is on {tensor.device}, the model runs on {device}; "
                 f"pass host data (tensor.to_numpy()) or load the model on {tensor.device}"

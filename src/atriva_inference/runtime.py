@@ -16,7 +16,7 @@ from ._engine import Engine
 from ._layouts import only_input
 from .backends import create_backend
 from .backends.base import LoadOptions, Normalization
-from .devices import normalize_device, resolve_device
+from .devices import Device, normalize_device, resolve_device
 from .errors import InvalidInputError, ModelClosedError, ModelLoadError
 from .model import Model
 from .shapes import check_fits_in_memory, parse_shape
@@ -114,7 +114,7 @@ class InferenceRuntime:
                 f"shape_cache_size: expected a positive integer, got {shape_cache_size!r}"
             )
         requested = normalize_device(device)
-        resolved = resolve_device(requested, self._backend.devices(), self.backend).name
+        resolved = resolve_device(requested, self._backend.devices(), self.backend)
         hints = _layout_hints(layout)
         warmups = [_warmup_spec(spec) for spec in shapes or ()]
         options = LoadOptions(
@@ -144,7 +144,7 @@ class InferenceRuntime:
     def _open(
         self,
         path: Path,
-        device: str,
+        device: Device,
         options: LoadOptions,
         hints: dict[str, str],
         shape_cache_size: int,

@@ -13,6 +13,7 @@ import pytest
 
 from atriva_inference import DeviceUnavailableError, InferenceRuntime, ModelLoadError
 from atriva_inference.backends import onnxruntime as onnxruntime_backend
+from atriva_inference.devices import Device
 from tests.backends.gpu_libraries import usable_cupy
 
 ort = pytest.importorskip("onnxruntime")
@@ -94,7 +95,7 @@ def test_device_maps_to_provider_and_device_id(device, expected):
     """The device id, and TF32 off: FP32 means FP32 (the CUDA provider's default is TF32)."""
     from atriva_inference.backends.onnxruntime import _providers_for
 
-    assert _providers_for(device) == expected
+    assert _providers_for(Device.of(device)) == expected
 
 
 def test_cuda_cache_key_names_the_provider_and_device(conv_net):
@@ -104,7 +105,7 @@ def test_cuda_cache_key_names_the_provider_and_device(conv_net):
     data = conv_net.onnx_path.read_bytes()
     with InferenceRuntime("onnxruntime") as runtime:
         backend = runtime._backend
-        keys = {backend._cache_key(data, _providers_for(d)) for d in ("CPU", "GPU.0")}
+        keys = {backend._cache_key(data, _providers_for(Device.of(d))) for d in ("CPU", "GPU.0")}
     assert len(keys) == 2
 
 
@@ -410,7 +411,7 @@ def test_a_closed_request_reports_model_closed(conv_net, rng):
 
     frame = conv_net.make_inputs(rng)["input"]
     with InferenceRuntime("onnxruntime") as runtime:
-        loaded = runtime._backend.load(conv_net.onnx_path, "CPU", LoadOptions())
+        loaded = runtime._backend.load(conv_net.onnx_path, Device.of("CPU"), LoadOptions())
         requests = [loaded.create_request(), *loaded.create_throughput_requests(1)]
         reported: SimpleQueue = SimpleQueue()
         for request in requests:

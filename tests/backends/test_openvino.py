@@ -25,6 +25,7 @@ from atriva_inference import (
     ModelLoadError,
 )
 from atriva_inference.backends.base import LoadedModel, LoadOptions
+from atriva_inference.devices import Device
 from tests import zoo
 
 ov = pytest.importorskip("openvino")
@@ -40,7 +41,7 @@ def load_directly(path: Path, options: LoadOptions | None = None) -> LoadedModel
     """The backend itself, below the runtime: for what only its requests show."""
     from atriva_inference.backends.openvino import OpenVINOBackend
 
-    return OpenVINOBackend().load(path, "CPU", options or LoadOptions())
+    return OpenVINOBackend().load(path, Device.of("CPU"), options or LoadOptions())
 
 
 def cpu_capabilities() -> list[str]:

@@ -68,6 +68,7 @@ from atriva_inference.backends.tensorrt import messages as trt_messages
 from atriva_inference.backends.tensorrt import runner as trt_runner
 from atriva_inference.backends.tensorrt.cache import write_atomically
 from atriva_inference.cuda import GpuProperties
+from atriva_inference.devices import Device
 from atriva_inference.tensor import TensorInfo
 from tests import zoo
 from tests.backends.gpu_libraries import usable_cupy
@@ -756,11 +757,11 @@ def test_types_numpy_cannot_hold_are_refused_at_load(name):
 
 
 def test_device_names_map_to_cuda_indices():
-    assert device_index("GPU") == 0
-    assert device_index("GPU.0") == 0
-    assert device_index("GPU.3") == 3
+    assert device_index(Device.of("GPU")) == 0
+    assert device_index(Device.of("GPU.0")) == 0
+    assert device_index(Device.of("GPU.3")) == 3
     with pytest.raises(DeviceUnavailableError, match=r"NVIDIA GPUs .*got 'CPU'"):
-        device_index("CPU")
+        device_index(Device.of("CPU"))
 
 
 # -- the process-wide logger ---------------------------------------------------------------
@@ -1165,7 +1166,7 @@ def test_device_array_input_is_bound_in_place(conv_net, tmp_path, rng):
 
     backend = TensorRTBackend(cache_dir=tmp_path)
     loaded = backend.load(conv_net.onnx_path, "GPU.0", LoadOptions())
-    assert loaded.device_inputs == "GPU.0"
+    assert loaded.device_inputs == Device.of("GPU.0")
     request = loaded.create_request()
     frame = conv_net.make_inputs(rng)["input"]
     buffer = cuda.DeviceBuffer(frame.nbytes, 0)
@@ -1237,13 +1238,13 @@ def test_backends_share_the_process_logger_and_keep_their_errors(tmp_path):
     assert first._logger is second._logger  # TensorRT keeps one logger per process
     for backend in (first, second):
         with pytest.raises(ModelLoadError, match=r"\(TensorRT: .+\)"):
-            backend.load(path, "GPU.0", LoadOptions())
+            backend.load(path, Device.of("GPU.0"), LoadOptions())
     # The first one gone, the second still hears TensorRT (no freed logger is called).
     first.close()
     del first
     gc.collect()
     with pytest.raises(ModelLoadError, match=r"\(TensorRT: .+\)"):
-        second.load(path, "GPU.0", LoadOptions())
+        second.load(path, Device.of("GPU.0"), LoadOptions())
 
 
 @pytest.mark.gpu

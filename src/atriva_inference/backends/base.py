@@ -26,6 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..devices import Device
 from ..errors import InferenceRuntimeError, ModelLoadError
 from ..profiling import LayerRecord, RequestStats
 from ..tensor import TensorInfo
@@ -195,9 +196,9 @@ class LoadedModel(ABC):
     profiling: bool = False  # per-layer records requested at load
     #: True when every new input shape needs its own compile (NPU, most GPU plugins).
     static_shapes: bool = False
-    #: The GPU ("GPU.0") whose device arrays (a ``DeviceTensor``'s data) requests take in
+    #: The GPU whose device arrays (a ``DeviceTensor``'s data) requests take in
     #: place, alongside numpy arrays; None when the backend takes host data only.
-    device_inputs: str | None = None
+    device_inputs: Device | None = None
 
     @abstractmethod
     def create_request(self) -> BackendRequest:
@@ -241,7 +242,7 @@ class Backend(ABC):
         """Canonical names of the devices present for this backend (``"CPU"``, ``"GPU.0"``)."""
 
     @abstractmethod
-    def load(self, path: Path, device: str, options: LoadOptions) -> LoadedModel:
+    def load(self, path: Path, device: Device, options: LoadOptions) -> LoadedModel:
         """Read and compile ``path`` on ``device`` (already resolved to a present one)."""
 
     def close(self) -> None:

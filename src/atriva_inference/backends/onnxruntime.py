@@ -23,6 +23,7 @@ import ml_dtypes
 import numpy as np
 import onnxruntime as ort
 
+from ..devices import Device
 from ..dtypes import STRING, SUBBYTE_BITS, pack_subbyte, unpack_subbyte
 from ..errors import (
     DeviceUnavailableError,
@@ -148,7 +149,7 @@ class ONNXRuntimeBackend(Backend):
             devices.extend(_cuda_devices())
         return devices
 
-    def load(self, path: Path, device: str, options: LoadOptions) -> LoadedModel:
+    def load(self, path: Path, device: Device, options: LoadOptions) -> LoadedModel:
         suffix = path.suffix.lower()
         if suffix in (".xml", ".bin"):
             raise ir_refused("onnxruntime", "ONNX (.onnx)", path)
@@ -173,11 +174,11 @@ class ONNXRuntimeBackend(Backend):
         source: _Source,
         providers: list[Provider],
         options: LoadOptions,
-        device: str,
+        device: Device,
         compile_ms: float,
         from_cache: bool,
     ) -> ONNXRuntimeModel:
-        model = ONNXRuntimeModel(session, device, compile_ms, from_cache, options.profiling)
+        model = ONNXRuntimeModel(session, device.name, compile_ms, from_cache, options.profiling)
         if _provider_name(providers[0]) == _CUDA:
             model.device_inputs = device
         model.throughput_session = functools.partial(self._throughput_session, source, providers)
@@ -185,7 +186,7 @@ class ONNXRuntimeBackend(Backend):
         return model
 
     def _checked_session(
-        self, source: _Source, providers: list[Provider], options: LoadOptions, device: str
+        self, source: _Source, providers: list[Provider], options: LoadOptions, device: Device
     ) -> tuple[Any, bool]:
         return _activated(
             lambda: self._create_session(source, providers, options), providers, device
@@ -196,7 +197,7 @@ class ONNXRuntimeBackend(Backend):
         source: _Source,
         providers: list[Provider],
         options: LoadOptions,
-        device: str,
+        device: Device,
         conversions: Sequence[InputConversion],
     ) -> ONNXRuntimeModel | None:
         """A session on the graph with Transpose/Cast prepended: measured faster than numpy
@@ -326,7 +327,7 @@ def _session(source: _Source, session_options: Any, providers: list[Provider]) -
 
 
 def _activated(
-    create: Callable[[], tuple[Any, bool]], providers: list[Provider], device: str
+    create: Callable[[], tuple[Any, bool]], providers: list[Provider], device: Device
 ) -> tuple[Any, bool]:
     """``create()`` a session and check its first provider really is active: ONNX Runtime
     only *warns* when it cannot start one, then runs on the CPU. We refuse instead."""
@@ -363,17 +364,13 @@ def _preload_cuda_libraries() -> None:
 Provider = str | tuple[str, dict[str, str]]
 
 
-def _providers_for(device: str) -> list[Provider]:
-    """``"GPU.1"`` -> the CUDA provider on device 1, with the CPU for the nodes CUDA lacks."""
-    if not device.startswith("GPU"):
+def _providers_for(device: Device) -> list[Provider]:
+    """``GPU.1`` -> the CUDA provider on device 1, with the CPU for the nodes CUDA lacks."""
+    if device.kind != "GPU":
         return [_CPU]
     # FP32 means FP32: ONNX Runtime's CUDA provider computes float32 convolutions and matmuls
     # in TF32 unless told not to (~1e-3 relative error).
-    return [(_CUDA, {"device_id": str(_gpu_index(device)), "use_tf32": "0"}), _CPU]
-
-
-def _gpu_index(device: str) -> int:
-    return int(device.split(".", 1)[1]) if "." in device else 0
+    return [(_CUDA, {"device_id": str(device.index), "use_tf32": "0"}), _CPU]
 
 
 def _provider_name(provider: Provider) -> str:
@@ -647,7 +644,8 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
 
     def __init__(self, model: ONNXRuntimeModel, session: Any) -> None:
         super().__init__(model, session)
-        self._device_id = _gpu_index(model.device)
+        assert model.device_inputs is not None  # a CUDA model takes GPU data
+        self._device_id = model.device_inputs.index
         self._device_outputs: list[Any] | None = None  # OrtValues on the GPU, static shapes
         from ..cuda import DeviceArray  # imported once here, not on every frame
 

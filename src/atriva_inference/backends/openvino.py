@@ -17,6 +17,7 @@ import openvino as ov
 from openvino import layout_helpers
 
 from .._layouts import axes_to_free, channel_axis, only_input, wanted_layout
+from ..devices import Device
 from ..dtypes import STRING, SUBBYTE_BITS, pack_subbyte, unpack_subbyte
 from ..errors import (
     DeviceUnavailableError,
@@ -183,7 +184,7 @@ class OpenVINOBackend(Backend):
     def devices(self) -> list[str]:
         return list(self._core.available_devices)
 
-    def load(self, path: Path, device: str, options: LoadOptions) -> LoadedModel:
+    def load(self, path: Path, device: Device, options: LoadOptions) -> LoadedModel:
         """Read ``path`` once and compile the model read; the file is not touched again.
 
         With ``cache_dir``, OpenVINO's compiled-model cache is keyed by the model's content
@@ -203,11 +204,11 @@ class OpenVINOBackend(Backend):
                 f"backend 'openvino' reads OpenVINO IR (.xml + .bin) or ONNX (.onnx), "
                 f"got '{path.name}'"
             )
-        config = self._compile_config(device, options)
+        config = self._compile_config(device.name, options)
         started = time.perf_counter()
         with _translate(ModelLoadError, f"cannot load '{path}'"):
             model = self._read(path)
-            compiler = _Compiler(self._core, model, device, config, options)
+            compiler = _Compiler(self._core, model, device.name, config, options)
             compiled = compiler.compile(compiler.source)
         compile_ms = (time.perf_counter() - started) * 1e3
         return OpenVINOModel(compiled, compiler, compiler.source, compile_ms)

@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from ... import cuda
+from ...devices import Device
 from ...errors import (
     BackendUnavailableError,
     DeviceUnavailableError,
@@ -75,14 +76,13 @@ def check_tensorrt_version(version: str) -> None:
         )
 
 
-def device_index(device: str) -> int:
-    """``"GPU.1"`` -> 1; ``"GPU"`` -> 0."""
-    kind, _, index = device.partition(".")
-    if kind != "GPU" or (index and not index.isdigit()):
+def device_index(device: Device) -> int:
+    """The CUDA index of a resolved GPU (``GPU.1`` -> 1); other kinds are refused."""
+    if device.kind != "GPU":
         raise DeviceUnavailableError(
-            f"backend 'tensorrt' runs on NVIDIA GPUs ('GPU', 'GPU.0', ...), got {device!r}"
+            f"backend 'tensorrt' runs on NVIDIA GPUs ('GPU', 'GPU.0', ...), got {device.name!r}"
         )
-    return int(index) if index else 0
+    return device.index
 
 
 def _import_tensorrt() -> ModuleType:
@@ -144,7 +144,7 @@ class TensorRTBackend(Backend):
         self._runtime = None
 
     # -- loading ---------------------------------------------------------------------
-    def load(self, path: Path, device: str, options: LoadOptions) -> LoadedModel:
+    def load(self, path: Path, device: Device, options: LoadOptions) -> LoadedModel:
         suffix = path.suffix.lower()
         if suffix in (".xml", ".bin"):
             raise ir_refused("tensorrt", "ONNX (.onnx) or TensorRT engines (.engine, .plan)", path)

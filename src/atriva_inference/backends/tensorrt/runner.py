@@ -27,6 +27,7 @@ import ml_dtypes
 import numpy as np
 
 from ... import cuda
+from ...devices import Device
 from ...errors import InferenceFailedError, InvalidInputError, ModelClosedError, ModelLoadError
 from ...profiling import LayerRecord
 from ...tensor import TensorInfo
@@ -178,14 +179,14 @@ class TensorRTModel(LoadedModel):
         self,
         trt: ModuleType,
         engine: Any,
-        device: str,
+        device: Device,
         index: int,
         precision: str | None,
         logger: Any,
     ) -> None:
         self.trt = trt
         self.engine = engine
-        self.device = device
+        self.device = device.name
         self.device_index = index
         self.device_inputs = device
         self.logger = logger
