@@ -53,6 +53,18 @@ def _only_closed(outcomes: list[tuple[str, BaseException | None]]) -> None:
     assert not bad, "work caught by close() ended in other errors:\n" + "\n".join(bad)
 
 
+def _each_raises_closed(calls: dict[str, Callable[[], Any]], after: str) -> None:
+    """Every call must raise ModelClosedError, and nothing else, after ``after``."""
+    for name, call in calls.items():
+        try:
+            call()
+        except ModelClosedError:
+            continue
+        except Exception as exc:
+            raise AssertionError(f"{name} after {after} raised {exc!r}") from exc
+        raise AssertionError(f"{name} after {after} did not raise ModelClosedError")
+
+
 def _loop(model: Model, how: str, feed: dict, expected: dict, started: threading.Event):
     """One thread's work on ``how``: RUNS runs, each checked; ModelClosedError ends it."""
 
@@ -194,14 +206,7 @@ def runtime_close_during_runs(backend: str) -> None:
         "available_devices": runtime.available_devices,
         "model.run": lambda: model.run({"x": frame}),
     }
-    for name, call in calls.items():
-        try:
-            call()
-        except ModelClosedError:
-            continue
-        except Exception as exc:
-            raise AssertionError(f"{name} after runtime.close() raised {exc!r}") from exc
-        raise AssertionError(f"{name} after runtime.close() did not raise ModelClosedError")
+    _each_raises_closed(calls, "runtime.close()")
 
 
 def test_runtime_close_during_runs_then_every_call_raises_model_closed(sandbox, backend):
@@ -233,14 +238,7 @@ def use_after_close(backend: str) -> None:
         "create_async_request": model.create_async_request,
         "create_async_queue": model.create_async_queue,
     }
-    for name, call in calls.items():
-        try:
-            call()
-        except ModelClosedError:
-            continue
-        except Exception as exc:
-            raise AssertionError(f"{name} after close() raised {exc!r}") from exc
-        raise AssertionError(f"{name} after close() did not raise ModelClosedError")
+    _each_raises_closed(calls, "close()")
     try:
         never_started.wait(timeout=1)
     except InferenceRuntimeError:
