@@ -25,6 +25,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("model",)),
     ("runtime", ("runtime",)),
     ("public names", ("",)),  # the package's __init__
+    # Built on the public API, each imported on its own (optional extras): video, server.
+    ("vision", ("vision",)),
+    ("applications", ("pipeline", "serve")),
     ("command line", ("cli",)),
 ]
 

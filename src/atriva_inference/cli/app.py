@@ -21,6 +21,8 @@ from ..profiling import CallTimes
 from ..runtime import InferenceRuntime
 from ..tensor import Tensor, TensorInfo, format_signature
 from . import bench
+from . import pipeline as pipeline_command
+from . import serve as serve_command
 from .inputs import make_random_inputs, parse_shapes, read_inputs
 from .parser import DEFAULT_BACKENDS, PROG, build_parser
 from .text import array_dtype, one_line, port_fields, summarize
@@ -413,7 +415,13 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    command = {"info": _cmd_info, "run": _cmd_run, "bench": _cmd_bench}[args.command]
+    command = {
+        "info": _cmd_info,
+        "run": _cmd_run,
+        "bench": _cmd_bench,
+        "pipeline": pipeline_command.run,
+        "serve": serve_command.run,
+    }[args.command]
     try:
         return command(args)
     except BrokenPipeError:  # e.g. piped into `head`: stop quietly

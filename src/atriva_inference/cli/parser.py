@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .. import __version__
+from . import pipeline as pipeline_command
+from . import serve as serve_command
 from .bench import DEFAULT_REQUESTS, DEFAULT_SECONDS, DEFAULT_WARMUP, MODES
 from .inputs import DEFAULT_DYNAMIC_SIZE, INT_HIGH
 
@@ -116,7 +118,7 @@ def _add_random_options(parser: argparse.ArgumentParser, dynamic_help: str) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``atriva-infer`` argument parser (``info``, ``run`` and ``bench`` subcommands)."""
+    """The ``atriva-infer`` parser: info, run, bench, pipeline and serve subcommands."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Inspect or run a model with atriva-inference (OpenVINO, ONNX Runtime, "
@@ -128,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(commands)
     _add_run(commands)
     _add_bench(commands)
+    pipeline_command.add_command(commands)
+    serve_command.add_command(commands)
     return parser
 
 

@@ -1,0 +1,20 @@
+"""``atriva-infer serve`` (being built; see the issue)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import InferenceRuntimeError
+
+__all__ = ["add_command", "run"]
+
+
+def add_command(commands: Any) -> None:
+    """Register the ``serve`` subcommand on the ``atriva-infer`` parser."""
+    commands.add_parser("serve", help="(being built)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``atriva-infer serve``; return the exit status."""
+    raise InferenceRuntimeError("'serve' is not built yet")
