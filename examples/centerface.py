@@ -14,14 +14,8 @@ loaded with ``load_model(..., dynamic=True)`` and run at the photo's own resolut
 bottom/right to multiples of 32). The frame goes in as it is decoded, HWC uint8 RGB: the
 runtime turns it into the NCHW float32 batch the model takes (RGB 0-255, no mean/std).
 
-The model answers four maps at a quarter of the input resolution:
-
-* ``537`` heatmap ``[B, 1, H/4, W/4]``: face-centre probability per cell;
-* ``538`` scale ``[B, 2, H/4, W/4]``: log of the box (height, width) / 4;
-* ``539`` offset ``[B, 2, H/4, W/4]``: sub-cell (y, x) offset of the centre;
-* ``540`` landmarks ``[B, 10, H/4, W/4]``: five (y, x) points, relative to the box.
-
-``decode`` turns them into boxes, scores and landmarks; ``nms`` removes duplicates. Exit
+Decoding (``decode_maps``, ``decode_centerface``) and NMS live in ``atriva_inference.vision``;
+faces come back as ``Detections`` whose ``keypoints`` are the five landmarks. Exit
 status 0 when every backend finds exactly one face within ``BOX_TOLERANCE`` px of the known
 box, 1 otherwise.
 """
@@ -34,46 +28,31 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
 from atriva_inference import InferenceRuntime, Model
 from atriva_inference.profiling import CallTimes
+from atriva_inference.vision import Detections, decode_centerface, pad_to_multiple
+from atriva_inference.vision.centerface import IOU_THRESHOLD, OUTPUT_NAMES, THRESHOLD
 from examples._common import packaged_file, run_on_each_backend, verdict
 
 __all__ = [
     "BOX_TOLERANCE",
     "EXPECTED_BOX",
     "INPUT_NAME",
-    "MULTIPLE",
-    "OUTPUT_NAMES",
-    "STRIDE",
     "BackendReport",
-    "Faces",
-    "decode",
     "detect",
     "detect_onnxruntime",
-    "faces_from_outputs",
     "find_astronaut_path",
     "find_model_path",
     "load_astronaut",
     "main",
     "make_dynamic_copy",
-    "nms",
-    "pad_to_multiple",
     "run_backend",
 ]
 
 INPUT_NAME = "input.1"
-#: heatmap, scale, offset, landmarks
-OUTPUT_NAMES = ("537", "538", "539", "540")
-#: Output cells are STRIDE x STRIDE input pixels.
-STRIDE = 4
-#: Input height and width must be multiples of this.
-MULTIPLE = 32
-THRESHOLD = 0.5
-IOU_THRESHOLD = 0.3
 #: The face on astronaut.png (x1, y1, x2, y2), the same on ORT, OV-f32 and OV-bf16.
 EXPECTED_BOX = (181.5, 58.2, 269.9, 177.8)
 #: Largest coordinate difference (px) from EXPECTED_BOX that still counts as right.
@@ -81,14 +60,6 @@ BOX_TOLERANCE = 3.0
 #: Largest box difference (px) allowed between Model.run and a Stream of one backend.
 PATH_TOLERANCE = 1e-3
 TIMED_RUNS = 10
-
-
-class Faces(NamedTuple):
-    """Detected faces, highest score first."""
-
-    boxes: np.ndarray  # float32 [K, 4]: x1, y1, x2, y2 in input pixels
-    scores: np.ndarray  # float32 [K]
-    landmarks: np.ndarray  # float32 [K, 5, 2]: (x, y) of eyes, nose, mouth corners
 
 
 # -- files -------------------------------------------------------------------------------
@@ -114,140 +85,6 @@ def load_astronaut() -> np.ndarray:
         return np.ascontiguousarray(np.asarray(image.convert("RGB")))
 
 
-# -- pre- and post-processing --------------------------------------------------------------
-
-
-def pad_to_multiple(
-    frame_hwc: np.ndarray, multiple: int = MULTIPLE
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """Zero-pad ``frame_hwc`` at the bottom and right to multiples of ``multiple``.
-
-    Returns the padded frame (the frame itself when no padding is needed) and the original
-    ``(height, width)``, to clip detections to.
-    """
-    frame = np.asarray(frame_hwc)
-    if frame.ndim != 3:
-        raise ValueError(f"expected an HxWxC frame, got shape {frame.shape}")
-    if not isinstance(multiple, (int, np.integer)) or multiple < 1:
-        raise ValueError(f"multiple must be a positive integer, got {multiple!r}")
-    height, width = frame.shape[:2]
-    pad_h, pad_w = -height % multiple, -width % multiple
-    if pad_h or pad_w:
-        frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)))
-    return np.ascontiguousarray(frame), (height, width)
-
-
-def _one_image(array: np.ndarray, channels: int, what: str) -> np.ndarray:
-    """``[1, C, h, w]`` or ``[C, h, w]`` (or ``[h, w]`` when C is 1) -> ``[C, h, w]``."""
-    array = np.asarray(array)
-    if array.ndim == 4:
-        if array.shape[0] != 1:
-            raise ValueError(f"{what}: decode takes one image, got a batch of {array.shape[0]}")
-        array = array[0]
-    if array.ndim == 2 and channels == 1:
-        array = array[np.newaxis]
-    if array.ndim != 3 or array.shape[0] != channels:
-        raise ValueError(f"{what}: expected [1, {channels}, h, w], got shape {array.shape}")
-    return array
-
-
-def decode(
-    heatmap: np.ndarray,
-    scale: np.ndarray,
-    offset: np.ndarray,
-    landmarks: np.ndarray,
-    threshold: float = THRESHOLD,
-    *,
-    image_size: tuple[int, int] | None = None,
-) -> Faces:
-    """CenterFace's four output maps (one image) -> every candidate face, highest score first.
-
-    A face is a heatmap cell above ``threshold``. For cell (row, col): size (h, w) =
-    ``exp(scale) * 4``; centre (y, x) = ``(row + offset_y + 0.5) * 4``,
-    ``(col + offset_x + 0.5) * 4``; landmark j = ``(x1 + lm[2j+1] * w, y1 + lm[2j] * h)``
-    relative to the unclipped box. ``image_size`` = (height, width) clips boxes to the image
-    (landmarks are left as predicted). No NMS here: see ``nms`` and ``faces_from_outputs``.
-    """
-    heat = _one_image(heatmap, 1, "heatmap")[0]
-    scale = _one_image(scale, 2, "scale")
-    offset = _one_image(offset, 2, "offset")
-    points = _one_image(landmarks, 10, "landmarks")
-    for what, array in (("scale", scale), ("offset", offset), ("landmarks", points)):
-        if array.shape[1:] != heat.shape:
-            raise ValueError(
-                f"{what}: expected maps of {heat.shape} like the heatmap, got {array.shape[1:]}"
-            )
-
-    rows, cols = np.nonzero(heat > threshold)
-    scores = heat[rows, cols].astype(np.float32)
-    order = np.argsort(-scores, kind="stable")
-    rows, cols, scores = rows[order], cols[order], scores[order]
-
-    size_h = np.exp(scale[0, rows, cols].astype(np.float64)) * STRIDE
-    size_w = np.exp(scale[1, rows, cols].astype(np.float64)) * STRIDE
-    centre_y = (rows + offset[0, rows, cols] + 0.5) * STRIDE
-    centre_x = (cols + offset[1, rows, cols] + 0.5) * STRIDE
-    x1, y1 = centre_x - size_w / 2, centre_y - size_h / 2
-    boxes = np.stack([x1, y1, x1 + size_w, y1 + size_h], axis=1)
-
-    cell_points = points[:, rows, cols].T.reshape(-1, 5, 2)  # [K, 5, (y, x)]
-    marks = np.empty_like(cell_points, dtype=np.float64)
-    marks[:, :, 0] = x1[:, None] + cell_points[:, :, 1] * size_w[:, None]
-    marks[:, :, 1] = y1[:, None] + cell_points[:, :, 0] * size_h[:, None]
-
-    if image_size is not None:
-        height, width = image_size
-        boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, width)
-        boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, height)
-    return Faces(boxes.astype(np.float32), scores, marks.astype(np.float32))
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = IOU_THRESHOLD) -> np.ndarray:
-    """Greedy non-maximum suppression: indices of the boxes kept, highest score first.
-
-    Takes the best remaining box, drops every other box whose IoU with it is above
-    ``iou_threshold``, repeats. ``boxes`` are ``[K, 4]`` x1, y1, x2, y2.
-    """
-    boxes = np.asarray(boxes, dtype=np.float64)
-    scores = np.asarray(scores, dtype=np.float64)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes: expected shape [K, 4], got {boxes.shape}")
-    if scores.shape != (boxes.shape[0],):
-        raise ValueError(f"scores: expected shape [{boxes.shape[0]}], got {scores.shape}")
-    widths = np.clip(boxes[:, 2] - boxes[:, 0], 0, None)
-    heights = np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-    areas = widths * heights
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(int(best))
-        inter_w = np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(
-            boxes[best, 0], boxes[rest, 0]
-        )
-        inter_h = np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(
-            boxes[best, 1], boxes[rest, 1]
-        )
-        inter = np.clip(inter_w, 0, None) * np.clip(inter_h, 0, None)
-        union = areas[best] + areas[rest] - inter
-        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
-
-
-def faces_from_outputs(
-    outputs: dict[str, np.ndarray],
-    image_size: tuple[int, int] | None = None,
-    threshold: float = THRESHOLD,
-    iou_threshold: float = IOU_THRESHOLD,
-) -> Faces:
-    """``{output name: array}`` of one image -> the faces after ``decode`` and ``nms``."""
-    heatmap, scale, offset, landmarks = (np.asarray(outputs[name]) for name in OUTPUT_NAMES)
-    faces = decode(heatmap, scale, offset, landmarks, threshold, image_size=image_size)
-    keep = nms(faces.boxes, faces.scores, iou_threshold)
-    return Faces(faces.boxes[keep], faces.scores[keep], faces.landmarks[keep])
-
-
 def _check_frame(frame_hwc_uint8: np.ndarray) -> np.ndarray:
     frame = np.asarray(frame_hwc_uint8)
     if frame.ndim != 3 or frame.shape[2] != 3:
@@ -264,17 +101,17 @@ def detect(
     threshold: float = THRESHOLD,
     *,
     iou_threshold: float = IOU_THRESHOLD,
-) -> Faces:
+) -> Detections:
     """Faces in one HWC uint8 RGB frame, through the runtime.
 
     ``model`` is CenterFace loaded with ``load_model(..., dynamic=True)``. The padded frame
     goes in as HWC uint8; the runtime converts it to the model's NCHW float32.
     """
-    padded, size = pad_to_multiple(_check_frame(frame_hwc_uint8), MULTIPLE)
+    padded, size = pad_to_multiple(_check_frame(frame_hwc_uint8))
     tensor = runtime.tensor_from_numpy(padded, layout="HWC")
     outputs = model.run({model.inputs[0].name: tensor})
     arrays = {name: value.to_numpy() for name, value in outputs.items()}
-    return faces_from_outputs(arrays, size, threshold, iou_threshold)
+    return decode_centerface(arrays, size, threshold=threshold, iou_threshold=iou_threshold)
 
 
 # -- a reference path without the runtime: raw ONNX Runtime on a rewritten model -----------------
@@ -313,7 +150,7 @@ def detect_onnxruntime(
     *,
     model_path: str | Path | None = None,
     iou_threshold: float = IOU_THRESHOLD,
-) -> Faces:
+) -> Detections:
     """Faces in one frame with a raw ``onnxruntime.InferenceSession`` (float32 NCHW input).
 
     The reference for ``detect``: no atriva_inference involved. Needs ``onnx`` and
@@ -321,7 +158,7 @@ def detect_onnxruntime(
     """
     import onnxruntime as ort
 
-    padded, size = pad_to_multiple(_check_frame(frame_hwc_uint8), MULTIPLE)
+    padded, size = pad_to_multiple(_check_frame(frame_hwc_uint8))
     batch = np.ascontiguousarray(padded.transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
     with tempfile.TemporaryDirectory() as directory:
         path = make_dynamic_copy(model_path or find_model_path(), directory)
@@ -331,7 +168,8 @@ def detect_onnxruntime(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
     arrays = session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
-    return faces_from_outputs(dict(zip(OUTPUT_NAMES, arrays)), size, threshold, iou_threshold)
+    outputs = dict(zip(OUTPUT_NAMES, arrays))
+    return decode_centerface(outputs, size, threshold=threshold, iou_threshold=iou_threshold)
 
 
 # -- the demo ----------------------------------------------------------------------------
@@ -345,7 +183,7 @@ class BackendReport:
     device: str
     precision: str
     image_size: tuple[int, int]  # (height, width)
-    faces: Faces
+    faces: Detections
     first_ms: float  # the first detect() after load, end to end
     stream_ms: float  # median Stream.run with the same tensor
     path_difference: float  # max |box by Model.run - box by Stream.run|
@@ -378,12 +216,12 @@ def run_backend(
         faces = detect(model, runtime, frame)
         first_ms = (time.perf_counter() - started) * 1e3
 
-        padded, size = pad_to_multiple(frame, MULTIPLE)
+        padded, size = pad_to_multiple(frame)
         inputs = {model.inputs[0].name: runtime.tensor_from_numpy(padded, layout="HWC")}
         stream = model.create_stream()
         # the stream's first run (its own warm-up) is compared with detect(), then timed runs
         arrays = {name: value.to_numpy() for name, value in stream.run(inputs).items()}
-        by_stream = faces_from_outputs(arrays, size)
+        by_stream = decode_centerface(arrays, size)
         stream_ms = CallTimes.measure(lambda: stream.run(inputs), iterations=timed_runs).median_ms
         if by_stream.boxes.shape == faces.boxes.shape:
             difference = float(np.max(np.abs(by_stream.boxes - faces.boxes), initial=0.0))
