@@ -10,8 +10,19 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 
-__all__ = ["DEFAULT_MAX_QUEUE", "ServeConfig", "parse_model_specs"]
+__all__ = [
+    "DEFAULT_GRPC_PORT",
+    "DEFAULT_HOST",
+    "DEFAULT_HTTP_PORT",
+    "DEFAULT_MAX_QUEUE",
+    "ServeConfig",
+    "parse_model_specs",
+]
 
+#: Loopback only, unless asked: a server reachable from other machines is a choice.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_HTTP_PORT = 8000
+DEFAULT_GRPC_PORT = 8001
 #: Requests per model allowed to wait for the model before new ones get 503 / UNAVAILABLE.
 DEFAULT_MAX_QUEUE = 64
 
@@ -23,16 +34,17 @@ class ServeConfig:
     ``backend=None`` takes the first usable of openvino, onnxruntime. A port of 0 picks a
     free one (:class:`~atriva_inference.serve.Server` exposes the bound ports); ``None``
     turns that front end off. ``max_queue`` bounds the requests per model waiting for the
-    model (those running included); more are refused with HTTP 503 / gRPC UNAVAILABLE.
+    model (beyond those it runs at once); more are refused with HTTP 503 / gRPC
+    UNAVAILABLE. ``dynamic`` and ``cache_dir`` are ``load_model``'s.
     """
 
     models: Mapping[str, str | os.PathLike[str]] = field(default_factory=dict)
     backend: str | None = None
     device: str = "AUTO"
     precision: str | None = None
-    host: str = "127.0.0.1"
-    http_port: int | None = 8000
-    grpc_port: int | None = 8001
+    host: str = DEFAULT_HOST
+    http_port: int | None = DEFAULT_HTTP_PORT
+    grpc_port: int | None = DEFAULT_GRPC_PORT
     max_queue: int = DEFAULT_MAX_QUEUE
     dynamic: bool = False
     cache_dir: str | os.PathLike[str] | None = None
