@@ -11,6 +11,7 @@ the rest are refused with :class:`ServerBusyError` (HTTP 503 / gRPC UNAVAILABLE)
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections import deque
@@ -221,7 +222,7 @@ class ModelRepository:
     @classmethod
     def from_config(cls, config: ServeConfig) -> ModelRepository:
         """Load every model of ``config`` (on one runtime) and serve them."""
-        runtime = _runtime(config.backend)
+        runtime = _runtime(config.backend, config.cache_dir)
         models: dict[str, Model] = {}
         try:
             for name, path in config.models.items():
@@ -450,13 +451,13 @@ def _admits(info: TensorInfo, declared: str, shape: tuple[int, ...]) -> bool:
     return all(dim is None or sizes.get(axis) == dim for axis, dim in zip(info.layout, info.shape))
 
 
-def _runtime(backend: str | None) -> InferenceRuntime:
+def _runtime(backend: str | None, cache_dir: str | os.PathLike[str] | None) -> InferenceRuntime:
     if backend is not None:
-        return InferenceRuntime(backend)
+        return InferenceRuntime(backend, cache_dir=cache_dir)
     reasons = []
     for name in DEFAULT_BACKENDS:
         try:
-            return InferenceRuntime(name)
+            return InferenceRuntime(name, cache_dir=cache_dir)
         except BackendUnavailableError as exc:
             reasons.append(f"{name}: {exc}")
     raise BackendUnavailableError(f"no usable backend ({'; '.join(reasons)})")
