@@ -1,0 +1,127 @@
+"""Pipeline end to end on files and frames from Python: order, accounting, policies, stop."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+
+import numpy as np
+import pytest
+
+from atriva_inference import InferenceRuntime, InvalidInputError
+from atriva_inference.pipeline import CameraStats, FrameResult, Pipeline
+from tests.conftest import BACKENDS
+from tests.pipeline.conftest import (
+    BIKES_FRAMES,
+    channel_means,
+    check_accounting,
+    pipeline_threads,
+)
+
+
+def frames(count: int, seed: int = 0, shape=(32, 32, 3)):
+    """``count`` random RGB frames."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        yield rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+def collect(pipe: Pipeline) -> dict[str, list[FrameResult]]:
+    results: dict[str, list[FrameResult]] = {name: [] for name in pipe.cameras}
+    for result in pipe:
+        results[result.camera].append(result)
+    return results
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_wait_on_files_delivers_every_frame_in_order(backend, bikes, means_path):
+    with InferenceRuntime(backend) as runtime:
+        model = runtime.load_model(means_path, "CPU")
+        with Pipeline(model, [bikes, str(bikes)]) as pipe:
+            assert pipe.policies == {"cam0": "wait", "cam1": "wait"}
+            assert pipe.size == (32, 32)  # the model's static input size
+            results = collect(pipe)
+            stats = pipe.stats()
+    for name in ("cam0", "cam1"):
+        got = results[name]
+        assert [r.seq for r in got] == list(range(BIKES_FRAMES))
+        assert all(r.frame.shape == (32, 32, 3) and r.frame.dtype == np.uint8 for r in got)
+        # Each result carries the outputs of its own frame.
+        for result in got[::25]:
+            np.testing.assert_allclose(
+                result.outputs["means"].to_numpy()[0], channel_means(result.frame), rtol=1e-4
+            )
+        assert [r.pts for r in got[:3]] == pytest.approx([0.0, 0.04, 0.08])
+        assert all(a.time <= b.time for a, b in itertools.pairwise(got))
+        camera = stats[name]
+        assert isinstance(camera, CameraStats)
+        assert (camera.captured, camera.inferred, camera.delivered) == (BIKES_FRAMES,) * 3
+        assert camera.dropped == {} and camera.in_flight == 0
+        assert camera.state == "ended" and camera.error is None
+    assert pipeline_threads() == []
+
+
+def test_frames_from_python_and_dict_names(means_model):
+    sources = {"door": list(frames(7)), "yard": lambda: frames(5, seed=1)}
+    with Pipeline(means_model, sources) as pipe:
+        results = collect(pipe)
+    assert [r.seq for r in results["door"]] == list(range(7))
+    assert [r.seq for r in results["yard"]] == list(range(5))
+    for result, frame in zip(results["yard"], frames(5, seed=1)):
+        np.testing.assert_array_equal(result.frame, frame)
+        assert result.pts is None
+        np.testing.assert_allclose(
+            result.outputs["means"].to_numpy()[0], channel_means(frame), rtol=1e-4
+        )
+
+
+def test_exact_accounting_under_a_slow_model(means_model):
+    """Three policies on fast sources behind a slow model: every snapshot adds up, every gap
+    in a camera's seq is a counted drop, nothing is delivered twice."""
+
+    def slow(outputs, frame):
+        time.sleep(0.01)
+        return outputs
+
+    sources = {"latest": frames(120), "drop_newest": frames(120, 1), "wait": frames(60, 2)}
+    policy = {"latest": "latest", "drop_newest": "drop_newest", "wait": "wait"}
+    seen: dict[str, list[int]] = {name: [] for name in sources}
+    with Pipeline(means_model, sources, policy=policy, postprocess=slow) as pipe:
+        for result in pipe:
+            seen[result.camera].append(result.seq)
+            check_accounting(pipe.stats())
+        stats = pipe.stats()
+    check_accounting(stats)
+    for name, seqs in seen.items():
+        camera = stats[name]
+        assert seqs == sorted(set(seqs))
+        assert camera.delivered == len(seqs) and camera.in_flight == 0
+        assert camera.captured == (60 if name == "wait" else 120)
+        assert camera.captured - len(seqs) == sum(camera.dropped.values())
+        assert camera.inferred == camera.delivered
+    assert stats["wait"].dropped == {}
+    assert stats["latest"].dropped.get("buffer_full", 0) > 0
+    assert stats["drop_newest"].dropped.get("buffer_full", 0) > 0
+    # latest keeps the newest: its last frame always gets through; drop_newest keeps the first.
+    assert seen["latest"][-1] == 119
+    assert seen["drop_newest"][0] == 0
+
+
+def test_invalid_arguments_say_what_was_expected(means_model, bikes, tmp_path):
+    cases = [
+        ({"sources": []}, "at least one source"),
+        ({"sources": 42}, "expected a list of sources"),
+        ({"sources": [tmp_path / "missing.mp4"]}, "does not exist"),
+        ({"sources": ["ftp://host/x"]}, "unsupported URL scheme"),
+        ({"sources": [bikes], "policy": "newest"}, "expected 'auto' or one of"),
+        ({"sources": [bikes], "buffer_size": 0}, "buffer_size: expected a positive integer"),
+        ({"sources": [bikes], "fps": -1}, "fps: expected a number > 0"),
+        ({"sources": [bikes], "size": (32,)}, "size: expected (width, height)"),
+        ({"sources": [bikes], "reconnect": "yes"}, "reconnect: expected"),
+        ({"sources": [iter([])], "loop": True}, "one-shot iterator"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(InvalidInputError, match=re.escape(message)):
+            Pipeline(means_model, **kwargs)
+    assert pipeline_threads() == []
