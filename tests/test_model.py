@@ -6,15 +6,20 @@ import gc
 import threading
 
 import numpy as np
+import onnx
 import pytest
 
 from atriva_inference import (
+    InferenceRuntime,
     InferenceRuntimeError,
     InvalidInputError,
     ModelClosedError,
+    ModelLoadError,
     RequestBusyError,
     Tensor,
 )
+from atriva_inference.backends import onnx_graph
+from tests.conftest import BACKENDS
 
 # f32 on both backends: OpenVINO runs f32 by default (never its silent bf16).
 ATOL = 1e-4
@@ -163,6 +168,10 @@ BAD_INPUTS = {
     ),
     "object data": (lambda: {"input": [object()]}, "objects"),
     "not a mapping": (lambda: [np.zeros((1, 3, 16, 16), np.float32)], "expected a dict"),
+    "a list of arrays (a sequence) for a tensor": (
+        lambda: {"input": [np.zeros((1, 3, 16, 16), np.float32)]},
+        "got a list of 1 arrays; this input is a tensor, not a sequence",
+    ),
     "layout not convertible": (
         lambda: {"input": Tensor(np.zeros((1, 3, 16, 16), np.float32), "NCDW")},
         "cannot be converted",
@@ -414,3 +423,220 @@ def test_a_closed_model_is_freed_without_the_cycle_collector(runtime, backend, d
         assert engine() is None
     finally:
         gc.enable()
+
+
+# -- ONNX sequences and optionals (docs/onnx-types.md) --------------------------------------
+def _sequence_model(directory):
+    """``s``: a sequence of float32; ``o``: an optional float32[2]; ``x``: float32[?,2].
+    Outputs: ``n`` the length of ``s``, ``t`` = ``s``, ``has`` whether ``o`` is there,
+    ``oo`` = ``o`` (optional), ``parts`` = ``x`` split into rows (a sequence)."""
+    from onnx import TensorProto, helper
+
+    sequence = helper.make_sequence_type_proto(
+        helper.make_tensor_type_proto(TensorProto.FLOAT, None)
+    )
+    optional = helper.make_optional_type_proto(
+        helper.make_tensor_type_proto(TensorProto.FLOAT, [2])
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("SequenceLength", ["s"], ["n"]),
+            helper.make_node("Identity", ["s"], ["t"]),
+            helper.make_node("OptionalHasElement", ["o"], ["has"]),
+            helper.make_node("Identity", ["o"], ["oo"]),
+            helper.make_node("SplitToSequence", ["x"], ["parts"], axis=0),
+        ],
+        "sequences",
+        [
+            helper.make_value_info("s", sequence),
+            helper.make_value_info("o", optional),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", 2]),
+        ],
+        [
+            helper.make_tensor_value_info("n", TensorProto.INT64, []),
+            helper.make_value_info("t", sequence),
+            helper.make_tensor_value_info("has", TensorProto.BOOL, []),
+            helper.make_value_info("oo", optional),
+            helper.make_value_info("parts", sequence),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    path = directory / "sequences.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def sequence_path(tmp_path_factory):
+    return _sequence_model(tmp_path_factory.mktemp("sequences"))
+
+
+@pytest.fixture
+def sequence_model(sequence_path):
+    if "onnxruntime" not in BACKENDS:
+        pytest.skip("sequences and optionals run on ONNX Runtime, which is not installed")
+    with InferenceRuntime("onnxruntime") as rt:
+        yield rt.load_model(sequence_path)
+
+
+def _check_sequence_outputs(outputs, items, optional=None):
+    assert list(outputs) == ["n", "t", "has", "oo", "parts"]
+    assert outputs["n"].to_numpy() == len(items)
+    assert isinstance(outputs["t"], list) and all(isinstance(t, Tensor) for t in outputs["t"])
+    assert [t.to_numpy().tolist() for t in outputs["t"]] == [list(item) for item in items]
+    assert all(t.dtype == np.float32 for t in outputs["t"])
+    assert bool(outputs["has"].to_numpy()) is (optional is not None)
+    if optional is None:
+        assert outputs["oo"] is None
+    else:
+        np.testing.assert_array_equal(outputs["oo"].to_numpy(), optional)
+    return [part.to_numpy() for part in outputs["parts"]]
+
+
+def test_sequence_and_optional_ports_are_described(sequence_model):
+    inputs = {info.name: info for info in sequence_model.inputs}
+    outputs = {info.name: info for info in sequence_model.outputs}
+    assert inputs["s"].sequence and not inputs["s"].optional and inputs["s"].shape is None
+    assert inputs["o"].optional and not inputs["o"].sequence and inputs["o"].shape == (2,)
+    assert inputs["x"].is_tensor and not inputs["s"].is_tensor and not inputs["o"].is_tensor
+    assert inputs["s"].dtype == inputs["o"].dtype == np.float32
+    assert [str(inputs[name]) for name in "sox"] == [
+        "s: sequence<float32[...]>",
+        "o: optional<float32[2]>",
+        "x: float32[?,2]",
+    ]
+    assert outputs["parts"].sequence and outputs["oo"].optional and outputs["n"].is_tensor
+
+
+def test_sequences_go_in_as_lists_and_come_out_as_lists_of_tensors(sequence_model):
+    rows = np.arange(6, dtype=np.float32).reshape(3, 2)
+    items = [np.array([1, 2], np.float32), np.array([3.5], np.float32)]
+    outputs = sequence_model.run({"s": items, "o": np.array([7, 8], np.float32), "x": rows})
+    parts = _check_sequence_outputs(outputs, items, [7, 8])
+    assert [part.tolist() for part in parts] == [[[0, 1]], [[2, 3]], [[4, 5]]]
+    # A tuple, Tensors, Python lists and safely cast items go in too; None and a left-out
+    # optional are absent; an empty sequence is a sequence.
+    items = (Tensor(np.array([1.0, 2.0])), [3, 4], np.array([5], np.int64))
+    outputs = sequence_model.run({"s": items, "o": None, "x": rows})
+    _check_sequence_outputs(outputs, [[1, 2], [3, 4], [5]])
+    _check_sequence_outputs(sequence_model.run({"s": [], "x": rows}), [])
+
+
+SEQUENCE_MISTAKES = {
+    "a tensor for a sequence": (
+        {"s": np.zeros(2, np.float32)},
+        "input 's': expected sequence<float32[...]> (a list of arrays), got ndarray "
+        "float32[2]; wrap a single array in a list",
+    ),
+    "None for a sequence that is not optional": ({"s": None}, "only optional inputs may be None"),
+    "a list of arrays for a tensor": (
+        {"s": [], "x": [np.zeros((1, 2), np.float32)]},
+        "input 'x': expected one array of float32[?,2], got a list of 1 arrays",
+    ),
+    "a list of arrays for an optional tensor": (
+        {"s": [], "o": [np.zeros(2, np.float32)]},
+        "this input is a tensor, not a sequence",
+    ),
+    "strings in a float sequence": (
+        {"s": [np.zeros(2, np.float32), np.array(["a"])]},
+        "input 's' item 1: expected float32 data, got string",
+    ),
+    "complex numbers in a float sequence": (
+        {"s": [np.zeros(2, np.complex64)]},
+        "input 's' item 0: expected float32 data, got complex64",
+    ),
+    "an optional of the wrong shape": ({"s": [], "o": np.zeros(3)}, "expected float32[2]"),
+    "a missing input that is not optional": (
+        {"o": None, "x": np.zeros((1, 2), np.float32)},
+        "missing input(s) 's'; the model takes 's' sequence<float32[...]>, 'o' "
+        "optional<float32[2]>, 'x' float32[?,2] (optional ones may be left out)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SEQUENCE_MISTAKES))
+def test_sequence_and_optional_mistakes_are_clear(sequence_model, case):
+    inputs, message = SEQUENCE_MISTAKES[case]
+    feed = {"s": [np.ones(1, np.float32)], "x": np.zeros((1, 2), np.float32), **inputs}
+    if "missing" in case:
+        feed = inputs
+    with pytest.raises(InvalidInputError) as caught:
+        sequence_model.run(feed)
+    assert message in str(caught.value)
+    outputs = sequence_model.run({"s": [np.ones(1, np.float32)], "x": np.ones((1, 2))})
+    _check_sequence_outputs(outputs, [[1]])  # the model keeps working
+
+
+def test_sequences_on_every_asynchronous_path(sequence_model):
+    """An async request, the queue (submit and map) and a stream take and give the same."""
+    feeds = [
+        {"s": [np.full(2, index, np.float32)] * index, "x": np.ones((2, 2), np.float32)}
+        for index in range(4)
+    ]
+
+    def check(outputs, index):
+        _check_sequence_outputs(outputs, [[index, index]] * index)
+
+    request = sequence_model.create_async_request()
+    for index, feed in enumerate(feeds):
+        request.start(feed)
+        check(request.wait(), index)
+    request.close()
+    with sequence_model.create_async_queue(depth=2) as queue:
+        results = [queue.submit(feed) for feed in feeds]
+        for index, result in enumerate(results):
+            check(result.wait(), index)
+        for index, outputs in enumerate(queue.map(feeds)):
+            check(outputs, index)
+        with pytest.raises(InvalidInputError, match="expected sequence<float32"):
+            queue.submit({"s": np.zeros(2, np.float32), "x": np.ones((2, 2), np.float32)})
+    with sequence_model.create_stream() as stream:
+        for index, feed in enumerate(feeds):
+            check(stream.run(feed), index)
+    assert sequence_model.get_profiling().runs == 4 * len(feeds)
+    # One signature for every sequence, whatever its length: nothing is compiled per shape.
+    assert sequence_model.shape_cache_info().currsize == 1
+
+
+def test_a_one_input_sequence_model_takes_its_list_bare(tmp_path):
+    if "onnxruntime" not in BACKENDS:
+        pytest.skip("sequences run on ONNX Runtime, which is not installed")
+    from onnx import TensorProto, helper
+
+    sequence = helper.make_sequence_type_proto(
+        helper.make_tensor_type_proto(TensorProto.INT64, None)
+    )
+    graph = helper.make_graph(
+        [helper.make_node("SequenceLength", ["s"], ["n"])],
+        "length",
+        [helper.make_value_info("s", sequence)],
+        [helper.make_tensor_value_info("n", TensorProto.INT64, [])],
+    )
+    model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model_proto.ir_version = 8
+    onnx.save(model_proto, str(tmp_path / "length.onnx"))
+    with InferenceRuntime("onnxruntime") as rt:
+        model = rt.load_model(tmp_path / "length.onnx")
+        assert model.run([np.arange(3), np.arange(2)])["n"].to_numpy() == 2
+        with pytest.raises(InvalidInputError, match="values in"):
+            model.run([np.array([2**63], np.uint64)])  # int64 items: out of range refused
+
+
+def test_backends_without_sequences_refuse_them_at_load(runtime, backend, sequence_path):
+    """OpenVINO (and TensorRT) have no sequence or optional types: a ModelLoadError at load."""
+    if backend == "onnxruntime":
+        pytest.skip("ONNX Runtime runs them (the tests above)")
+    with pytest.raises(ModelLoadError):
+        runtime.load_model(sequence_path)
+
+
+def test_tensor_only_backends_have_a_check_naming_the_ports(sequence_path, conv_net):
+    with pytest.raises(ModelLoadError) as caught:
+        onnx_graph.refuse_non_tensor_ports(sequence_path, "openvino")
+    message = str(caught.value)
+    assert "backend 'openvino' exchanges tensors only" in message
+    assert "input 's' (a sequence), input 'o' (an optional)" in message
+    assert "output 'parts' (a sequence)" in message and "backend='onnxruntime'" in message
+    onnx_graph.refuse_non_tensor_ports(conv_net.onnx_path, "openvino")  # tensors: no error

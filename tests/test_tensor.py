@@ -98,6 +98,21 @@ def test_tensor_info_str_and_frozen():
         info.name = "other"  # type: ignore[misc]
 
 
+def test_tensor_info_of_sequences_and_optionals():
+    """ONNX ports that are not plain tensors say so; a plain tensor's info is unchanged."""
+    float32 = np.dtype(np.float32)
+    plain = TensorInfo("x", (2,), float32)
+    assert plain.is_tensor and not plain.sequence and not plain.optional
+    assert plain == TensorInfo("x", (2,), float32, None, False, False)
+    sequence = TensorInfo("s", None, float32, sequence=True)
+    optional = TensorInfo("o", (2,), float32, optional=True)
+    both = TensorInfo("b", None, float32, sequence=True, optional=True)
+    assert not any(info.is_tensor for info in (sequence, optional, both))
+    assert str(sequence) == "s: sequence<float32[...]>"
+    assert str(optional) == "o: optional<float32[2]>"
+    assert str(both) == "b: optional<sequence<float32[...]>>"
+
+
 # --------------------------------------------------------------------------- format_signature
 
 

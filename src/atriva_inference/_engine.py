@@ -21,12 +21,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from ._layouts import infer_layout
-from ._preparation import InputPlan
+from ._preparation import InputPlan, PortPlan, plan_for
 from .backends.base import BackendRequest, InputConversion, LoadedModel
 from .errors import InferenceFailedError, InferenceRuntimeError, InvalidInputError, ModelClosedError
 from .profiling import Profile, ProfileTotals, RequestStats, ShapeRecord
 from .shapes import ShapeCache, ShapeCacheInfo
-from .tensor import DeviceTensor, Tensor, TensorInfo, format_signature
+from .tensor import DeviceTensor, Tensor, format_signature
 
 __all__ = ["Engine", "Executable", "Holder", "Inputs", "Outputs"]
 
@@ -53,8 +53,8 @@ class Executable:
         self.conversions = conversions
         self.shapes = shapes
         converted = {conversion.index: conversion.layout for conversion in conversions}
-        self.plans = [
-            InputPlan(info, converted.get(index) or layouts[index], loaded.device_inputs)
+        self.plans: list[InputPlan | PortPlan] = [
+            plan_for(info, converted.get(index) or layouts[index], loaded.device_inputs)
             for index, info in enumerate(loaded.inputs)
         ]
         self.idle: list[BackendRequest] = []
@@ -93,15 +93,22 @@ class Engine:
         self.backend = backend
         self.path = path
         hints = dict(layouts or {})
-        self._layouts = [hints.get(info.name) or infer_layout(info) for info in loaded.inputs]
+        self._layouts = [
+            (hints.get(info.name) or infer_layout(info)) if info.is_tensor else None
+            for info in loaded.inputs
+        ]
         self.inputs = [
-            TensorInfo(info.name, info.shape, info.dtype, layout)
-            for info, layout in zip(loaded.inputs, self._layouts)
+            replace(info, layout=layout) for info, layout in zip(loaded.inputs, self._layouts)
         ]
         self.base = Executable(loaded, self._layouts)
         self._plans = self.base.plans
         self._names = [plan.name for plan in self._plans]
         self._output_names = [info.name for info in loaded.outputs]
+        # Sequence and optional ports (ONNX Runtime): routed and wrapped apart, so that
+        # models of plain tensors keep the short paths.
+        self._ports = not all(info.is_tensor for info in loaded.inputs)
+        self._optional = {info.name for info in loaded.inputs if info.optional}
+        self._output_ports = not all(info.is_tensor for info in loaded.outputs)
         self._conversions: dict[tuple[Any, ...], Executable | None] = {}
         self._shape_cache: ShapeCache[Executable] = ShapeCache(shape_cache_size)
         self._shape_records: dict[tuple[Any, ...], ShapeRecord] = {}
@@ -169,7 +176,10 @@ class Engine:
             self.reclaim_idle(executable)
 
     def wrap(self, outputs: Sequence[Any]) -> Outputs:
-        """Host arrays become Tensors; device arrays (a GPU stream's outputs) DeviceTensors."""
+        """Host arrays become Tensors; device arrays (a GPU stream's outputs) DeviceTensors;
+        a sequence a list of Tensors, an absent optional None."""
+        if self._output_ports:
+            return {name: _wrap_port(value) for name, value in zip(self._output_names, outputs)}
         return {
             name: Tensor(array) if type(array) is np.ndarray else _device_tensor(array)
             for name, array in zip(self._output_names, outputs)
@@ -181,7 +191,10 @@ class Engine:
         to hand it. The third item is the signature's record when this is its first run."""
         values = self._values(inputs)
         conversions = tuple(plan.conversion(value) for plan, value in zip(self._plans, values))
-        key = (conversions, tuple(value.shape for value in values))
+        if self._ports:  # a sequence or optional is one signature whatever it holds
+            key = (conversions, tuple(_shape_key(value) for value in values))
+        else:
+            key = (conversions, tuple(value.shape for value in values))
         executable = self._shape_cache.get(key)
         if executable is not None:
             return executable, executable.prepare(values), None
@@ -208,8 +221,8 @@ class Engine:
                 executable = self._conversion_executable(conversions)
             arrays = executable.prepare(values)  # validates before anything is remembered
             record = ShapeRecord(
-                shapes=[list(value.shape) for value in values],
-                signature=_describe_signature(key[0], values),
+                shapes=[list(_shape_key(value) or ()) for value in values],
+                signature=_describe_signature(key[0], values, self._plans),
                 compile_ms=(time.perf_counter() - started) * 1e3,
                 specialized=executable.shapes is not None,
             )
@@ -288,7 +301,7 @@ class Engine:
                         value if isinstance(value, (np.ndarray, Tensor)) else plan.coerce(value)
                         for value, plan in zip(values, self._plans)
                     ]
-            self._check_names(inputs)
+            return self._named_values(inputs)
         if isinstance(inputs, (Tensor, np.ndarray, np.generic)):
             if len(names) == 1:
                 if isinstance(inputs, (Tensor, np.ndarray)):
@@ -298,14 +311,26 @@ class Engine:
                 f"inputs: the model has {len(names)} inputs ({self._input_listing()}); "
                 f"pass a dict of name -> Tensor/array, got a single {type(inputs).__name__}"
             )
+        if len(names) == 1 and isinstance(inputs, (list, tuple)) and self._plans[0].info.sequence:
+            return [inputs]  # the model's one input is a sequence (its plan checks the items)
         raise InvalidInputError(
             f"inputs: expected a dict of input name -> Tensor/array ({self._input_listing()}), "
             f"got {type(inputs).__name__}"
         )
 
-    def _check_names(self, inputs: Mapping[str, Any]) -> None:
+    def _named_values(self, inputs: Mapping[str, Any]) -> list[Any]:
+        """The values of a dict that does not name every input once: absent optional inputs
+        are None; anything else missing or unknown is refused, all of it in one message."""
         unknown = [name for name in inputs if name not in self._names]
-        missing = [name for name in self._names if name not in inputs]
+        missing = [
+            name for name in self._names if name not in inputs and name not in self._optional
+        ]
+        if not unknown and not missing:
+            return [
+                value if isinstance(value, (np.ndarray, Tensor)) else plan.coerce(value)
+                for plan in self._plans
+                for value in [inputs.get(plan.name)]
+            ]
         problems = []
         if unknown:
             problems.append(f"unknown input(s) {', '.join(map(repr, unknown))}")
@@ -313,6 +338,7 @@ class Engine:
             problems.append(f"missing input(s) {', '.join(map(repr, missing))}")
         raise InvalidInputError(
             f"inputs: {'; '.join(problems)}; the model takes {self._input_listing()}"
+            + (" (optional ones may be left out)" if self._optional else "")
         )
 
     def _input_listing(self) -> str:
@@ -514,9 +540,29 @@ def _device_tensor(array: Any) -> Tensor:
     return Tensor(array) if isinstance(array, np.ndarray) else DeviceTensor(array)
 
 
-def _describe_signature(conversions: tuple[Any, ...], values: Sequence[Any]) -> str:
+def _wrap_port(value: Any) -> Tensor | list[Tensor] | None:
+    """An output of a model with sequence or optional outputs (host data only)."""
+    if value is None or type(value) is np.ndarray:
+        return None if value is None else Tensor(value)
+    if isinstance(value, list):
+        return [Tensor(item) for item in value]
+    return _device_tensor(value)
+
+
+def _shape_key(value: Any) -> tuple[int, ...] | None:
+    """The shape of a tensor input's value; None for a sequence's or optional's (one
+    signature, whatever it holds: ONNX Runtime compiles nothing per shape)."""
+    return value.shape if isinstance(value, (np.ndarray, Tensor)) else None
+
+
+def _describe_signature(
+    conversions: tuple[Any, ...], values: Sequence[Any], plans: Sequence[InputPlan | PortPlan]
+) -> str:
     parts = []
-    for conversion, value in zip(conversions, values):
+    for conversion, value, plan in zip(conversions, values, plans):
+        if isinstance(plan, PortPlan):
+            parts.append(plan.signature())
+            continue
         text = format_signature(value.dtype, value.shape)
         if conversion is not None and conversion[1]:
             text += f" ({conversion[1]}, converted in graph)"

@@ -7,6 +7,10 @@ A frame reaches a model in one of three ways:
   PrePostProcessor, a Transpose/Cast prepended to the ONNX graph): the model is specialized
   once per input signature and the frame goes in untouched;
 * converted in numpy (a transpose and a safe cast), when the backend cannot.
+
+ONNX ports that are not plain tensors (sequences, optionals; ONNX Runtime only) have a
+:class:`PortPlan` instead: a list of arrays, or ``None``, checked item by item and never
+converted in the graph.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from .errors import InvalidInputError
 from .shapes import check_fits_in_memory
 from .tensor import DeviceTensor, Tensor, TensorInfo, format_signature
 
-__all__ = ["InputPlan"]
+__all__ = ["InputPlan", "PortPlan", "plan_for"]
 
 
 class InputPlan:
@@ -197,6 +201,14 @@ class InputPlan:
 
     def coerce(self, value: Any) -> np.ndarray:
         """A numpy array from a Python number, list or numpy scalar."""
+        if isinstance(value, (list, tuple)) and any(
+            isinstance(item, (np.ndarray, Tensor)) for item in value
+        ):  # the form of a sequence input: numpy would stack it without a word
+            raise InvalidInputError(
+                f"{self.what}: expected one array of {self.signature()}, got a "
+                f"{type(value).__name__} of {len(value)} arrays; this input is a tensor, not a "
+                f"sequence (numpy.stack them for a batch)"
+            )
         try:
             array = np.asarray(value)
         except Exception as exc:
@@ -226,3 +238,77 @@ class InputPlan:
         view = array.transpose([full.index(axis) for axis in wanted])
         self._last_view = (source, layout, view)
         return view
+
+
+def plan_for(info: TensorInfo, layout: str | None, device: Device | None = None) -> Any:
+    """The plan of one input: an :class:`InputPlan` for a tensor, a :class:`PortPlan` for a
+    sequence or optional port."""
+    if info.sequence or info.optional:
+        return PortPlan(info)
+    return InputPlan(info, layout, device)
+
+
+class PortPlan:
+    """What a sequence or optional input takes: a list (or tuple) of arrays for a sequence,
+    ``None`` for an absent optional. Every item is checked and cast as a tensor input of the
+    item type is (:class:`InputPlan`), host data only; nothing is converted in the graph."""
+
+    __slots__ = ("dtype", "info", "item", "layout", "name", "what")
+
+    def __init__(self, info: TensorInfo) -> None:
+        self.info = info
+        self.name = info.name
+        self.what = f"input '{info.name}'"
+        self.dtype = info.dtype
+        self.layout = None  # sequences and optionals have no layout to convert
+        # A sequence's items (or an optional's value) are checked as this tensor input is.
+        self.item = InputPlan(TensorInfo(info.name, info.shape, info.dtype), None)
+
+    def signature(self) -> str:
+        info = self.info
+        return format_signature(self.dtype, info.shape, info.sequence, info.optional)
+
+    def conversion(self, value: Any) -> None:
+        """Never converted in the graph: items are checked and cast in :meth:`prepare`."""
+        return None
+
+    def coerce(self, value: Any) -> Any:
+        """As given: :meth:`prepare` checks it."""
+        return value
+
+    def prepare(self, value: Any) -> Any:
+        """The value the backend takes: a list of C-contiguous arrays of the item dtype for a
+        sequence, an array for an optional tensor, ``None`` for an absent optional."""
+        info = self.info
+        if value is None:
+            if info.optional:
+                return None
+            raise InvalidInputError(
+                f"{self.what}: expected {self.signature()} (a list of arrays), got None; "
+                f"only optional inputs may be None"
+            )
+        if not info.sequence:
+            return self.item.prepare(value)  # an optional tensor that is present
+        if not isinstance(value, (list, tuple)):
+            raise InvalidInputError(
+                f"{self.what}: expected {self.signature()} (a list of arrays), got "
+                f"{_describe_value(value)}; wrap a single array in a list"
+            )
+        dtype = self.dtype
+        return [
+            item
+            if type(item) is np.ndarray and item.dtype == dtype and item.flags.c_contiguous
+            else self._prepare_item(item, index)
+            for index, item in enumerate(value)
+        ]
+
+    def _prepare_item(self, item: Any, index: int) -> np.ndarray:
+        plan = InputPlan(self.item.info, None)
+        plan.what = f"{self.what} item {index}"  # a plan of its own: the message names the item
+        return plan.prepare(item)
+
+
+def _describe_value(value: Any) -> str:
+    if isinstance(value, (np.ndarray, Tensor)):
+        return f"{type(value).__name__} {format_signature(value.dtype, value.shape)}"
+    return type(value).__name__

@@ -21,24 +21,45 @@ class TensorInfo:
     ``shape`` has ``None`` for dynamic dimensions (``None`` as a whole when even the rank
     is unknown); ``dtype`` is a numpy dtype (``ml_dtypes`` types for bfloat16, float8,
     int4, ...; ``numpy.str_`` for strings); ``layout`` is e.g. ``"NCHW"`` when known.
+
+    ONNX ports that are not plain tensors (ONNX Runtime only) say so: ``sequence`` -- a list
+    of tensors of ``dtype`` (``shape`` is then ``None``: the items' shapes are free);
+    ``optional`` -- the value may be absent (``None``). Both for an optional sequence.
     """
 
     name: str
     shape: tuple[int | None, ...] | None
     dtype: np.dtype
     layout: str | None = None
+    sequence: bool = False
+    optional: bool = False
+
+    @property
+    def is_tensor(self) -> bool:
+        """True for a plain tensor port (neither a sequence nor optional)."""
+        return not (self.sequence or self.optional)
 
     def __str__(self) -> str:
-        text = format_signature(self.dtype, self.shape)
+        text = format_signature(self.dtype, self.shape, self.sequence, self.optional)
         return f"{self.name}: {text}" + (f" ({self.layout})" if self.layout else "")
 
 
-def format_signature(dtype: np.dtype, shape: Sequence[int | None] | None) -> str:
-    """``float32[1,3,?,?]`` -- the form every error message uses."""
+def format_signature(
+    dtype: np.dtype,
+    shape: Sequence[int | None] | None,
+    sequence: bool = False,
+    optional: bool = False,
+) -> str:
+    """``float32[1,3,?,?]`` -- the form every error message uses; ``sequence<float32[...]>``
+    and ``optional<float32[2]>`` for the ONNX ports that are not plain tensors."""
     if shape is None:
-        return f"{describe(dtype)}[...]"
-    dims = ",".join("?" if dim is None else str(dim) for dim in shape)
-    return f"{describe(dtype)}[{dims}]"
+        text = f"{describe(dtype)}[...]"
+    else:
+        dims = ",".join("?" if dim is None else str(dim) for dim in shape)
+        text = f"{describe(dtype)}[{dims}]"
+    if sequence:
+        text = f"sequence<{text}>"
+    return f"optional<{text}>" if optional else text
 
 
 def validate_layout(layout: str | None, ndim: int, what: str) -> str | None:

@@ -13,6 +13,7 @@ import pytest
 
 from atriva_inference import DeviceUnavailableError, InferenceRuntime, ModelLoadError
 from atriva_inference.backends import onnxruntime as onnxruntime_backend
+from atriva_inference.backends.base import LoadOptions
 from atriva_inference.devices import Device
 from tests.backends.gpu_libraries import usable_cupy
 
@@ -28,6 +29,47 @@ def runtime():
 def test_openvino_ir_gets_a_how_to_error(runtime, conv_net):
     with pytest.raises(ModelLoadError, match=r"export ONNX .*backend='openvino'"):
         runtime.load_model(conv_net.ir_path)
+
+
+FOREIGN_FILES = {
+    "model.pb": r"the TensorFlow frozen graph 'model.pb': convert it to ONNX with tf2onnx "
+    r"\(python -m tf2onnx.convert --graphdef model.pb .*\), or load it with "
+    r"InferenceRuntime\(backend='openvino'\), which reads frozen graphs",
+    "model.tflite": r"the TensorFlow Lite model 'model.tflite': .*tf2onnx.convert --tflite "
+    r"model.tflite .*backend='openvino'",
+    "model.pdmodel": r"the PaddlePaddle model 'model.pdmodel': convert it to ONNX with "
+    r"paddle2onnx .*--model_filename model.pdmodel --params_filename model.pdiparams.*"
+    r"backend='openvino'",
+    "model.pdiparams": r"PaddlePaddle model 'model.pdiparams'.*--model_filename model.pdmodel",
+    "saved_model.pb": r"the graph of a TensorFlow SavedModel: .*--saved-model .*"
+    r"backend='openvino'",
+}
+
+
+@pytest.mark.parametrize("name", list(FOREIGN_FILES))
+def test_formats_openvino_reads_get_a_how_to_error(runtime, tmp_path, name):
+    """TensorFlow, TensorFlow Lite and PaddlePaddle files: what to convert them with, or the
+    backend that reads them."""
+    path = tmp_path / name
+    path.write_bytes(b"not read: the suffix says what it is")
+    with pytest.raises(ModelLoadError, match=FOREIGN_FILES[name]) as caught:
+        runtime.load_model(path)
+    assert str(caught.value).startswith("backend 'onnxruntime' reads ONNX (.onnx), got ")
+
+
+def test_directories_are_refused_saying_what_they_are(runtime, tmp_path):
+    """A SavedModel directory gets the tf2onnx command; any other directory is not a model.
+    (Asked of the backend itself: the runtime lets directories through to it.)"""
+    saved_model = tmp_path / "saved"
+    saved_model.mkdir()
+    (saved_model / "saved_model.pb").write_bytes(b"")
+    other = tmp_path / "other.onnx"
+    other.mkdir()
+    backend, options = runtime._backend, LoadOptions()
+    with pytest.raises(ModelLoadError, match=r"SavedModel directory .*--saved-model .*saved "):
+        backend.load(saved_model, Device.of("CPU"), options)
+    with pytest.raises(ModelLoadError, match=r"got the directory .*other.onnx', which holds no"):
+        backend.load(other, Device.of("CPU"), options)
 
 
 @pytest.mark.parametrize("precision", ["BF16", "FP16"])
@@ -506,3 +548,33 @@ def test_mean_of_the_wrong_length_says_one_per_channel(runtime, conv_net, rng):
         rtol=1e-4,
         atol=1e-4,
     )
+
+
+def test_maps_are_refused_at_load_saying_what_is_taken(runtime, tmp_path):
+    """ONNX-ML's ZipMap gives a sequence of maps, which numpy cannot hold: refused at load,
+    naming what the runtime exchanges instead."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    maps = helper.make_sequence_type_proto(
+        helper.make_map_type_proto(
+            TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, [])
+        )
+    )
+    graph = helper.make_graph(
+        [helper.make_node("ZipMap", ["x"], ["y"], domain="ai.onnx.ml", classlabels_int64s=[0, 1])],
+        "zipmap",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_value_info("y", maps)],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("ai.onnx.ml", 3)]
+    )
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "zipmap.onnx"))
+    with pytest.raises(
+        ModelLoadError,
+        match=r"'y' has type seq\(map\(int64,tensor\(float\)\)\), which this runtime cannot "
+        r"exchange with numpy \(it takes tensors, sequences of tensors and optionals",
+    ):
+        runtime.load_model(tmp_path / "zipmap.onnx")

@@ -41,6 +41,7 @@ __all__ = [
     "LoadedModel",
     "Normalization",
     "declared_precision",
+    "foreign_format_refused",
     "ir_refused",
 ]
 
@@ -128,6 +129,64 @@ def ir_refused(backend: str, reads: str, path: Path) -> ModelLoadError:
         f"backend '{backend}' reads {reads}, got OpenVINO IR '{path.name}': export ONNX from "
         f"the source framework (torch.onnx.export, tf2onnx, paddle2onnx), or load the IR with "
         f"InferenceRuntime(backend='openvino')"
+    )
+
+
+def foreign_format_refused(backend: str, reads: str, path: Path) -> ModelLoadError | None:
+    """The error of an ONNX-reading backend given a format OpenVINO reads and it does not
+    (OpenVINO IR, a TensorFlow frozen graph, SavedModel directory or TensorFlow Lite model,
+    a PaddlePaddle model), saying how to get ONNX; ``None`` for any other path."""
+    openvino = "or load it with InferenceRuntime(backend='openvino'), which reads"
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return ModelLoadError(
+                f"backend '{backend}' reads {reads}, got the TensorFlow SavedModel directory "
+                f"'{path}': convert it to ONNX with tf2onnx (python -m tf2onnx.convert "
+                f"--saved-model {path} --output model.onnx), {openvino} SavedModel directories"
+            )
+        return ModelLoadError(
+            f"backend '{backend}' reads {reads}, got the directory '{path}', which holds no "
+            f"TensorFlow SavedModel (saved_model.pb) either: pass the model file itself"
+        )
+    suffix = path.suffix.lower()
+    if suffix in (".xml", ".bin"):
+        return ir_refused(backend, reads, path)
+    if path.name.lower() == "saved_model.pb":
+        return ModelLoadError(
+            f"backend '{backend}' reads {reads}, got '{path}', the graph of a TensorFlow "
+            f"SavedModel: convert its directory to ONNX with tf2onnx (python -m "
+            f"tf2onnx.convert --saved-model {path.parent} --output model.onnx), {openvino} "
+            f"SavedModel directories"
+        )
+    how = {
+        ".pb": (
+            "the TensorFlow frozen graph",
+            "tf2onnx (python -m tf2onnx.convert --graphdef {name} --inputs INPUT:0 "
+            "--outputs OUTPUT:0 --output model.onnx)",
+            "frozen graphs",
+        ),
+        ".tflite": (
+            "the TensorFlow Lite model",
+            "tf2onnx (python -m tf2onnx.convert --tflite {name} --output model.onnx)",
+            "TensorFlow Lite models",
+        ),
+        ".pdmodel": (
+            "the PaddlePaddle model",
+            "paddle2onnx (paddle2onnx --model_dir . --model_filename {name} "
+            "--params_filename {stem}.pdiparams --save_file model.onnx)",
+            "PaddlePaddle models",
+        ),
+    }
+    how[".pdiparams"] = how[".pdmodel"]
+    if suffix not in how:
+        return None
+    what, tool, formats = how[suffix]
+    tool = tool.format(
+        name=path.with_suffix(".pdmodel" if suffix == ".pdiparams" else suffix).name, stem=path.stem
+    )
+    return ModelLoadError(
+        f"backend '{backend}' reads {reads}, got {what} '{path.name}': convert it to ONNX "
+        f"with {tool}, {openvino} {formats}"
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._layouts import axes_to_free, channel_axis, only_input, wanted_layout
-from ..errors import BackendUnavailableError, InvalidInputError
+from ..errors import BackendUnavailableError, InvalidInputError, ModelLoadError
 from ..tensor import TensorInfo
 from .base import InputConversion, LoadOptions, Normalization
 
@@ -23,8 +23,10 @@ __all__ = [
     "edited_for_load",
     "free_dims",
     "load",
+    "non_tensor_ports",
     "normalize",
     "parse",
+    "refuse_non_tensor_ports",
     "with_conversions",
     "with_external_data",
 ]
@@ -79,6 +81,47 @@ def with_external_data(data: bytes, folder: Path) -> bytes:
     if model.ByteSize() >= PROTOBUF_LIMIT:
         return data
     return model.SerializeToString()
+
+
+#: What an ONNX port that is not a tensor is (TypeProto's "value" field).
+_PORT_KINDS = {
+    "sequence_type": "a sequence",
+    "optional_type": "an optional",
+    "map_type": "a map",
+    "sparse_tensor_type": "a sparse tensor",
+}
+
+
+def non_tensor_ports(path: Path) -> list[str]:
+    """The graph inputs and outputs of the ONNX model at ``path`` that are not tensors, as
+    ``"input 'x' (a sequence)"``. Empty without the ``onnx`` package, or for a file onnx
+    cannot parse (the backend reading it then says what is wrong with it)."""
+    if not available():
+        return []
+    try:
+        model = _onnx().load(str(path), load_external_data=False)
+    except Exception:  # not ours to report: the backend's own read fails with its message
+        return []
+    graph = model.graph
+    found = []
+    for side, values in (("input", graph.input), ("output", graph.output)):
+        for value in values:
+            kind = value.type.WhichOneof("value")
+            if kind in _PORT_KINDS:
+                found.append(f"{side} '{value.name}' ({_PORT_KINDS[kind]})")
+    return found
+
+
+def refuse_non_tensor_ports(path: Path, backend: str) -> None:
+    """A ``ModelLoadError`` for a backend that exchanges tensors only (OpenVINO, TensorRT)
+    given an ONNX model with sequence, optional or map ports."""
+    ports = non_tensor_ports(path)
+    if ports:
+        raise ModelLoadError(
+            f"backend '{backend}' exchanges tensors only, and '{path.name}' has "
+            f"{', '.join(ports)}: load it with InferenceRuntime(backend='onnxruntime'), which "
+            f"takes sequences as lists of arrays and optionals as None or an array"
+        )
 
 
 def edited_for_load(path: Path, options: LoadOptions) -> Any:
@@ -249,6 +292,12 @@ def normalize(model: Any, normalization: Sequence[Normalization], hints: Mapping
         if not matches:
             raise InvalidInputError(f"mean/scale: the model has no input '{entry.input}'")
         value = matches[0]
+        if value.type.WhichOneof("value") != "tensor_type":
+            raise InvalidInputError(
+                f"mean/scale of '{value.name}': the input is "
+                f"{_PORT_KINDS.get(value.type.WhichOneof('value'), 'not a tensor')}; mean and "
+                f"scale apply to tensor inputs"
+            )
         shape = _dims(value)
         info = TensorInfo(value.name, shape, np.dtype(np.float32))
         axis = channel_axis(wanted_layout(info, dict(hints)), f"mean/scale of '{value.name}'")

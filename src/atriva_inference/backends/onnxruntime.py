@@ -44,7 +44,7 @@ from .base import (
     LoadedModel,
     LoadOptions,
     declared_precision,
-    ir_refused,
+    foreign_format_refused,
 )
 
 __all__ = ["ONNXRuntimeBackend"]
@@ -117,12 +117,29 @@ def _dims(shape: Sequence[Any] | None) -> tuple[int | None, ...] | None:
 
 
 def _describe(node: Any) -> TensorInfo:
-    dtype = _NUMPY_DTYPES.get(node.type)
-    if dtype is None:
+    """A port as ONNX Runtime types it: ``tensor(float)``, ``seq(tensor(float))``,
+    ``optional(tensor(float))`` or ``optional(seq(tensor(float)))``."""
+    kind = node.type
+    optional = kind.startswith("optional(")
+    if optional:
+        kind = kind[len("optional(") : -1]
+    sequence = kind.startswith("seq(")
+    if sequence:
+        kind = kind[len("seq(") : -1]
+    dtype = _NUMPY_DTYPES.get(kind)
+    if dtype is None:  # maps (ONNX-ML's ZipMap), sparse tensors, types newer than us
         raise ModelLoadError(
-            f"'{node.name}' has type {node.type}, which this runtime cannot exchange with numpy"
+            f"'{node.name}' has type {node.type}, which this runtime cannot exchange with numpy "
+            f"(it takes tensors, sequences of tensors and optionals of those)"
         )
-    return TensorInfo(name=node.name, shape=_dims(node.shape), dtype=dtype)
+    if (sequence or optional) and dtype.name in _ONNX_ELEMENT_TYPES:
+        raise ModelLoadError(
+            f"'{node.name}' has type {node.type}: ONNX Runtime's Python API exchanges "
+            f"sequences and optionals of numpy's own types only, not of {dtype.name}"
+        )
+    # A sequence's items have shapes of their own: ONNX Runtime reports none for them.
+    shape = None if sequence else _dims(node.shape)
+    return TensorInfo(node.name, shape, dtype, sequence=sequence, optional=optional)
 
 
 def _cpu_name() -> str:
@@ -151,9 +168,10 @@ class ONNXRuntimeBackend(Backend):
 
     def load(self, path: Path, device: Device, options: LoadOptions) -> LoadedModel:
         suffix = path.suffix.lower()
-        if suffix in (".xml", ".bin"):
-            raise ir_refused("onnxruntime", "ONNX (.onnx)", path)
-        if suffix not in (".onnx", ".ort"):
+        if path.is_dir() or suffix not in (".onnx", ".ort"):
+            foreign = foreign_format_refused("onnxruntime", "ONNX (.onnx)", path)
+            if foreign is not None:
+                raise foreign
             raise ModelLoadError(f"backend 'onnxruntime' reads ONNX (.onnx), got '{path.name}'")
         if options.precision not in (None, "FP32"):
             raise DeviceUnavailableError(
@@ -410,6 +428,15 @@ class ONNXRuntimeModel(LoadedModel):
         self.profiling = profiling
         self.inputs = [_describe(node) for node in session.get_inputs()]
         self.outputs = [_describe(node) for node in session.get_outputs()]
+        ports = self.inputs + self.outputs
+        if not all(info.is_tensor for info in ports) and any(
+            info.dtype.name in _ONNX_ELEMENT_TYPES for info in ports
+        ):
+            raise ModelLoadError(
+                "the model has sequence or optional ports and tensors of an ml_dtypes type "
+                "(bfloat16, float8, int4, ...): ONNX Runtime's Python API cannot run them "
+                "together (the ml_dtypes tensors need OrtValues, sequences need lists)"
+            )
         self.precision = declared_precision(self.inputs + self.outputs)
         self.input_names = [info.name for info in self.inputs]
         self.output_names = [info.name for info in self.outputs]
@@ -551,9 +578,14 @@ class ONNXRuntimeRequest(BackendRequest):
             dtype.name in _ONNX_ELEMENT_TYPES for dtype in self._input_dtypes + self._output_dtypes
         )
         self._output_shapes = [info.shape for info in model.outputs]
-        # IOBinding takes numeric numpy arrays; strings and ml_dtypes go through infer().
-        self._bindable = not self._needs_ort_values and not any(
-            dtype.kind in "USO" for dtype in self._input_dtypes
+        #: Sequence or optional ports: ONNX Runtime's binding takes tensors only.
+        self._has_ports = not all(info.is_tensor for info in model.inputs + model.outputs)
+        # IOBinding takes numeric numpy arrays; strings, ml_dtypes, sequences and optionals
+        # go through infer().
+        self._bindable = not (
+            self._needs_ort_values
+            or self._has_ports
+            or any(dtype.kind in "USO" for dtype in self._input_dtypes)
         )
         self._binding: Any = None  # IOBinding for infer_bound, made on first use
         self._bound: list[np.ndarray | None] = [None] * len(model.inputs)
@@ -655,8 +687,9 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
         )
 
     def infer(self, inputs: Sequence[Any]) -> list[np.ndarray]:
-        if all(type(array) is np.ndarray for array in inputs):
-            return super().infer(inputs)  # ONNX Runtime copies host data in and out itself
+        if self._has_ports or all(type(array) is np.ndarray for array in inputs):
+            # ONNX Runtime copies host data in and out itself (sequences are host data).
+            return super().infer(inputs)
         session = self._session
         if session is None:
             raise _closed()
@@ -677,7 +710,7 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
 
     def infer_bound(self, inputs: Sequence[Any]) -> list[Any]:
         """Outputs stay on the GPU: ``DeviceArray`` views of buffers the next run reuses."""
-        if self._has_strings:  # strings live on the host only
+        if self._has_strings or self._has_ports:  # strings and sequences live on the host
             return self.infer(inputs)
         session, binding, device_outputs = self._session, self._binding, self._device_outputs
         if session is None:
