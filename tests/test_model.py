@@ -531,6 +531,15 @@ SEQUENCE_MISTAKES = {
         "float32[2]; wrap a single array in a list",
     ),
     "None for a sequence that is not optional": ({"s": None}, "only optional inputs may be None"),
+    "a generator for a sequence": (
+        {"s": (item for item in [np.zeros(1)])},
+        "got generator; pass a list or tuple",
+    ),
+    "None as an item": ({"s": [None]}, "input 's' item 0: expected a Tensor or numpy array"),
+    "an item too big for memory": (
+        {"s": [np.zeros(1), np.broadcast_to(np.float64(0), (10**6, 10**6))]},
+        "input 's' item 1: float32[1000000, 1000000] needs",
+    ),
     "a list of arrays for a tensor": (
         {"s": [], "x": [np.zeros((1, 2), np.float32)]},
         "input 'x': expected one array of float32[?,2], got a list of 1 arrays",

@@ -30,8 +30,11 @@ from .tensor import DeviceTensor, Tensor, format_signature
 
 __all__ = ["Engine", "Executable", "Holder", "Inputs", "Outputs"]
 
+#: Exact for models whose outputs are tensors; a sequence output holds a list of Tensors and
+#: an absent optional one None (docs/onnx-types.md), so plain models need no narrowing.
 Outputs = dict[str, Tensor]
-Inputs = Mapping[str, Any] | Tensor | np.ndarray
+#: A list or tuple: the items of a model's one input when that input is a sequence.
+Inputs = Mapping[str, Any] | Tensor | np.ndarray | list[Any] | tuple[Any, ...]
 #: Called once when an asynchronous run ends: ``(outputs, None)`` or ``(None, error)``.
 Completion = Callable[[Outputs | None, BaseException | None], None]
 

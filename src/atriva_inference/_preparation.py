@@ -290,9 +290,11 @@ class PortPlan:
         if not info.sequence:
             return self.item.prepare(value)  # an optional tensor that is present
         if not isinstance(value, (list, tuple)):
+            one = isinstance(value, (np.ndarray, Tensor))
             raise InvalidInputError(
                 f"{self.what}: expected {self.signature()} (a list of arrays), got "
-                f"{_describe_value(value)}; wrap a single array in a list"
+                f"{_describe_value(value)}; "
+                + ("wrap a single array in a list" if one else "pass a list or tuple")
             )
         dtype = self.dtype
         return [

@@ -32,7 +32,9 @@ class Model:
     @property
     def inputs(self) -> list[TensorInfo]:
         """The inputs the backend really takes, in order, with the layout each wants (from
-        the model, the ``layout=`` hint at load, or guessed for 4-D image inputs)."""
+        the model, the ``layout=`` hint at load, or guessed for 4-D image inputs). ONNX
+        sequence and optional inputs (ONNX Runtime) say so: ``info.sequence``,
+        ``info.optional`` (see ``docs/onnx-types.md``)."""
         return list(self._engine.inputs)
 
     @property
@@ -79,7 +81,9 @@ class Model:
     def run(self, inputs: Inputs) -> Outputs:
         """Run synchronously; returns ``{output name: Tensor}`` in model output order.
 
-        The outputs belong to the caller: later runs never overwrite them.
+        The outputs belong to the caller: later runs never overwrite them. A sequence input
+        takes a list of arrays and an optional one ``None`` (or nothing); a sequence output
+        is a list of Tensors and an absent optional one ``None`` (``docs/onnx-types.md``).
         """
         engine = self._engine
         return engine.run(inputs, engine)
