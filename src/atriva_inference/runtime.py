@@ -106,9 +106,8 @@ class InferenceRuntime:
                 f"{model_path!r}"
             )
         path = Path(model_path)
-        if not path.is_file():
-            what = "is a directory, not a model file" if path.is_dir() else "does not exist"
-            raise ModelLoadError(f"model file '{path}' {what}")
+        if not path.is_file() and not path.is_dir():  # a directory: a SavedModel, or refused
+            raise ModelLoadError(f"model file '{path}' does not exist")
         if not isinstance(shape_cache_size, int) or shape_cache_size < 1:
             raise InvalidInputError(
                 f"shape_cache_size: expected a positive integer, got {shape_cache_size!r}"

@@ -1,4 +1,5 @@
-"""OpenVINO backend: IR (.xml + .bin) and ONNX on CPU, GPU and NPU."""
+"""OpenVINO backend on CPU, GPU and NPU: IR (.xml + .bin), ONNX, TensorFlow frozen graphs (.pb)
+and SavedModel directories, TensorFlow Lite (.tflite) and PaddlePaddle (.pdmodel)."""
 
 from __future__ import annotations
 
@@ -141,6 +142,17 @@ def _graph_names(model: Any) -> tuple[list[str], list[str]]:
     return _unique(inputs, "input"), _unique(outputs, "output")
 
 
+def _without_output_index(names: list[str]) -> list[str]:
+    """TensorFlow graph names as TensorFlow users write them: ``image_tensor``, not
+    ``image_tensor:0``. The frontend names a node's first output ``node:0``; the name stays
+    as it is where the bare name would repeat another."""
+    bare = [name.removesuffix(":0") for name in names]
+    return [
+        short if short not in names and bare.count(short) == 1 else name
+        for short, name in zip(bare, names)
+    ]
+
+
 def _unique(names: list[str], prefix: str) -> list[str]:
     """Positional names for repeats, so every port keeps a name of its own."""
     seen: set[str] = set()
@@ -168,6 +180,51 @@ def _describe_port(port: Any, name: str, prefix: str) -> TensorInfo:
     return TensorInfo(name=name, shape=shape, dtype=dtype, layout=_layout_of(port))
 
 
+#: File suffix -> the OpenVINO frontend that reads it ("ir": Core.read_model).
+_FRAMEWORKS = {
+    ".xml": "ir",
+    ".onnx": "onnx",
+    ".pb": "tf",
+    ".tflite": "tflite",
+    ".pdmodel": "paddle",
+}
+_FORMAT_NAMES = {
+    "ir": "OpenVINO IR",
+    "onnx": "ONNX",
+    "tf": "a TensorFlow model",
+    "tflite": "TensorFlow Lite",
+    "paddle": "a PaddlePaddle model",
+}
+_FORMATS = (
+    "OpenVINO IR (.xml + .bin), ONNX (.onnx), TensorFlow frozen graphs (.pb) and SavedModel "
+    "directories, TensorFlow Lite (.tflite) or PaddlePaddle (.pdmodel)"
+)
+
+
+def _framework_of(path: Path) -> str:
+    """Which frontend reads ``path``; a ``ModelLoadError`` for what none of them reads."""
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return "tf"
+        raise ModelLoadError(
+            f"backend 'openvino' reads a directory only as a TensorFlow SavedModel "
+            f"(saved_model.pb inside), and '{path}' has no saved_model.pb; it reads {_FORMATS}"
+        )
+    suffix = path.suffix.lower()
+    framework = _FRAMEWORKS.get(suffix)
+    if framework is None:
+        raise ModelLoadError(f"backend 'openvino' reads {_FORMATS}, got '{path.name}'")
+    if suffix == ".xml":
+        weights = path.with_suffix(".bin")
+        if not weights.is_file():
+            raise ModelLoadError(
+                f"OpenVINO IR '{path}' needs its weights file '{weights}', which is missing"
+            )
+    # A .pdmodel's weights are left to the frontend: besides .pdiparams beside it, Paddle's
+    # older format keeps one file per parameter in the model's directory.
+    return framework
+
+
 class OpenVINOBackend(Backend):
     name = "openvino"
 
@@ -192,39 +249,37 @@ class OpenVINOBackend(Backend):
         by the path: a file replaced at the same path compiles anew, the same file again
         is a cache hit (``loaded_from_cache``). A hit still reads and hashes the model.
         """
-        suffix = path.suffix.lower()
-        if suffix == ".xml":
-            weights = path.with_suffix(".bin")
-            if not weights.is_file():
-                raise ModelLoadError(
-                    f"OpenVINO IR '{path}' needs its weights file '{weights}', which is missing"
-                )
-        elif suffix != ".onnx":
-            raise ModelLoadError(
-                f"backend 'openvino' reads OpenVINO IR (.xml + .bin) or ONNX (.onnx), "
-                f"got '{path.name}'"
-            )
+        framework = _framework_of(path)
         config = self._compile_config(device.name, options)
         started = time.perf_counter()
-        with _translate(ModelLoadError, f"cannot load '{path}'"):
-            model = self._read(path)
-            compiler = _Compiler(self._core, model, device.name, config, options)
+        what = f"backend 'openvino' cannot load '{path}' (read as {_FORMAT_NAMES[framework]})"
+        with _translate(ModelLoadError, what):
+            model = self._read(path, framework)
+            compiler = _Compiler(
+                self._core, model, device.name, config, options, tensorflow=framework == "tf"
+            )
             compiled = compiler.compile(compiler.source)
         compile_ms = (time.perf_counter() - started) * 1e3
         return OpenVINOModel(compiled, compiler, compiler.source, compile_ms)
 
-    def _read(self, path: Path) -> Any:
-        if path.suffix.lower() == ".onnx":
-            # Ask the ONNX frontend only: read_model would try every frontend on a broken
-            # file. False: external data is read into memory, not mapped (see __init__).
-            frontend = ov.frontend.FrontEndManager().load_by_framework("onnx")
-            model = frontend.convert(frontend.load(str(path), False))
-        else:
+    def _read(self, path: Path, framework: str) -> Any:
+        if framework == "ir":
             model = self._core.read_model(str(path))
+        else:
+            # Ask the format's own frontend only: read_model would try every frontend on a
+            # broken file. False: weights and external data are read into memory, not mapped
+            # (see __init__).
+            frontend = ov.frontend.FrontEndManager().load_by_framework(framework)
+            model = frontend.convert(frontend.load(str(path), False))
         if not model.outputs:
             # OpenVINO reads an empty file or a graph-less ONNX model as a model of nothing.
-            size = path.stat().st_size
-            found = "an empty file (0 bytes)" if size == 0 else f"no graph outputs ({size} bytes)"
+            if path.is_dir():
+                found = "no graph outputs"
+            else:
+                size = path.stat().st_size
+                found = (
+                    "an empty file (0 bytes)" if size == 0 else f"no graph outputs ({size} bytes)"
+                )
             raise ModelLoadError(
                 f"cannot load '{path}': expected a model whose graph has outputs, found {found}"
             )
@@ -259,13 +314,23 @@ class _Compiler:
     one loaded model gives one model's answers whatever happens to the file."""
 
     def __init__(
-        self, core: Any, model: Any, device: str, config: dict[str, Any], options: LoadOptions
+        self,
+        core: Any,
+        model: Any,
+        device: str,
+        config: dict[str, Any],
+        options: LoadOptions,
+        *,
+        tensorflow: bool = False,
     ) -> None:
         self.core = core
         self.device = device
         self.config = config
         self.options = options
         self.input_names, self.output_names = _graph_names(model)
+        if tensorflow:
+            self.input_names = _without_output_index(self.input_names)
+            self.output_names = _without_output_index(self.output_names)
         hints = dict(options.layouts)
         if options.dynamic:
             _free_dims(model, hints, self.input_names)
