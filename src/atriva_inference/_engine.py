@@ -329,10 +329,10 @@ class Engine:
             name for name in self._names if name not in inputs and name not in self._optional
         ]
         if not unknown and not missing:
+            values = [inputs.get(name) for name in self._names]
             return [
                 value if isinstance(value, (np.ndarray, Tensor)) else plan.coerce(value)
-                for plan in self._plans
-                for value in [inputs.get(plan.name)]
+                for value, plan in zip(values, self._plans)
             ]
         problems = []
         if unknown:
@@ -544,17 +544,18 @@ def _device_tensor(array: Any) -> Tensor:
 
 
 def _wrap_port(value: Any) -> Tensor | list[Tensor] | None:
-    """An output of a model with sequence or optional outputs (host data only)."""
-    if value is None or type(value) is np.ndarray:
-        return None if value is None else Tensor(value)
+    """An output of a model with sequence or optional outputs: an absent optional is None,
+    a sequence a list of (host) Tensors."""
+    if value is None:
+        return None
     if isinstance(value, list):
         return [Tensor(item) for item in value]
     return _device_tensor(value)
 
 
 def _shape_key(value: Any) -> tuple[int, ...] | None:
-    """The shape of a tensor input's value; None for a sequence's or optional's (one
-    signature, whatever it holds: ONNX Runtime compiles nothing per shape)."""
+    """The shape of an array or Tensor; None for a sequence's list or an absent optional:
+    one signature whatever they hold (ONNX Runtime compiles nothing per shape)."""
     return value.shape if isinstance(value, (np.ndarray, Tensor)) else None
 
 

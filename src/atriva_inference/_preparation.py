@@ -240,7 +240,9 @@ class InputPlan:
         return view
 
 
-def plan_for(info: TensorInfo, layout: str | None, device: Device | None = None) -> Any:
+def plan_for(
+    info: TensorInfo, layout: str | None, device: Device | None = None
+) -> InputPlan | PortPlan:
     """The plan of one input: an :class:`InputPlan` for a tensor, a :class:`PortPlan` for a
     sequence or optional port."""
     if info.sequence or info.optional:
