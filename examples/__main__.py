@@ -1,22 +1,26 @@
-"""``python -m examples``: the orientation demo, then the face demo.
+"""``python -m examples``: the orientation demo, the face demo, then object detection on
+footage through the pipeline (four cameras).
 
-Exit status 0 when both succeed, 1 when either fails (both always run).
+Exit status 0 when all succeed, 1 when any fails (all always run).
 """
 
 from __future__ import annotations
 
 import sys
 
-from examples import centerface, orientation
+from examples import centerface, detection, orientation
 
 
 def main() -> int:
     print("== text orientation (PP-LCNet) ==")
-    orientation_status = orientation.main()
+    statuses = [orientation.main()]
     print()
     print("== face detection (CenterFace) ==")
-    face_status = centerface.main()
-    return 0 if orientation_status == 0 and face_status == 0 else 1
+    statuses.append(centerface.main())
+    print()
+    print("== object detection on footage (SSD-MobileNet-v2 COCO, pipeline of 4 cameras) ==")
+    statuses.append(detection.main([]))
+    return 0 if all(status == 0 for status in statuses) else 1
 
 
 if __name__ == "__main__":

@@ -167,20 +167,3 @@ def test_main_returns_zero(runtime_faces, usable, capsys: pytest.CaptureFixture[
     assert "WRONG" not in out
     for name in usable:
         assert name in out
-
-
-@pytest.mark.parametrize(
-    ("orientation_status", "face_status", "expected"),
-    [(0, 0, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1)],
-)
-def test_examples_main_runs_both(
-    monkeypatch: pytest.MonkeyPatch, orientation_status, face_status, expected
-) -> None:
-    examples_main = importlib.import_module("examples.__main__")
-    calls = []
-    monkeypatch.setattr(
-        examples_main.orientation, "main", lambda: calls.append("o") or orientation_status
-    )
-    monkeypatch.setattr(examples_main.centerface, "main", lambda: calls.append("f") or face_status)
-    assert examples_main.main() == expected
-    assert calls == ["o", "f"]  # the face demo runs even when the orientation demo failed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from pathlib import Path
 
@@ -144,3 +145,93 @@ def test_main_returns_zero(model_path, page, usable, capsys: pytest.CaptureFixtu
     assert "WRONG" not in out
     for name in usable:
         assert name in out
+
+
+# -- python -m examples: all three demos ------------------------------------------------------
+@pytest.mark.parametrize("statuses", [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 1)])
+def test_examples_main_runs_every_demo(monkeypatch: pytest.MonkeyPatch, statuses) -> None:
+    examples_main = importlib.import_module("examples.__main__")
+    calls: list[str] = []
+    for name, status in zip(("orientation", "centerface", "detection"), statuses):
+        module = getattr(examples_main, name)
+        monkeypatch.setattr(module, "main", lambda *_, n=name, s=status: calls.append(n) or s)
+    assert examples_main.main() == (0 if statuses == (0, 0, 0) else 1)
+    assert calls == ["orientation", "centerface", "detection"]  # a failure stops none
+
+
+# -- the detection demo: the COCO detector on bikes.mp4 as four cameras ----------------------
+detection = importlib.import_module("examples.detection")
+
+
+def _stats(**changes):
+    from atriva_inference.pipeline import CameraStats
+
+    values = dict(
+        captured=250,
+        inferred=25,
+        delivered=25,
+        dropped={"fps": 225},
+        in_flight=0,
+        reconnects=0,
+        state="ended",
+        fps=2.5,
+        latency_p50_ms=10.0,
+        latency_p99_ms=20.0,
+    )
+    values.update(changes)
+    return CameraStats(**values)
+
+
+def _report(labels: list[list[int]], **stats_changes):
+    from atriva_inference.pipeline import FrameResult
+    from atriva_inference.vision import COCO_LABELS, Detections
+
+    report = detection.CameraReport("cam0")
+    for seq, ids in enumerate(labels):
+        found = Detections.from_arrays(
+            [[0, 0, 1, 1]] * len(ids), [0.9] * len(ids), ids, COCO_LABELS
+        )
+        report.add(FrameResult("cam0", seq, None, 0.0, np.zeros((2, 2, 3), np.uint8), found, 1.0))
+    report.stats = _stats(delivered=len(labels), inferred=len(labels), **stats_changes)
+    return report
+
+
+def test_a_camera_is_ok_only_with_every_object_and_exact_accounting() -> None:
+    frames = [[1, 1, 2], [3], [6, 1]] + [[]] * 22
+    report = _report(frames)
+    assert report.ok and report.most_people == 2 and report.frames == 25
+    assert report.detections == {"person": 3, "bicycle": 1, "car": 1, "bus": 1}
+    assert report.frames_with["person"] == 2
+    assert report.busiest is not None and report.busiest.seq == 0
+    assert _report([[1, 2]] + [[]] * 24).missing == ["car"]
+    assert not _report(frames, in_flight=1).ok  # not every frame accounted for
+    assert not _report(frames, dropped={"fps": 224}).ok
+    assert not _report(frames, state="failed").ok
+
+
+def test_detection_main_fails_when_objects_are_missing(monkeypatch, capsys) -> None:
+    reports = [_report([[1, 3]] + [[]] * 24), _report([[1, 2, 3]] + [[]] * 24)]
+    facts = {"load_s": 1.0, "start_s": 1.0, "run_s": 1.0, "device": "CPU", "precision": "FP32"}
+    monkeypatch.setattr(detection, "run", lambda *args, **kwargs: (reports, facts))
+    assert detection.main([]) == 1
+    out = capsys.readouterr().out
+    assert "MISSING bicycle" in out and "SOME CAMERAS WRONG" in out
+
+
+def test_detection_demo_on_real_footage(tmp_path, capsys) -> None:
+    """The main job's third part as it runs: people, bicycles and cars on every camera."""
+    pytest.importorskip("av", reason="the pipeline decodes with PyAV (extra [video])")
+    if not any(s.name == "openvino" and s.usable for s in available_backends()):
+        pytest.skip("the detector is a TF frozen graph: only the openvino backend reads it")
+    annotated = tmp_path / "busiest.png"
+    assert detection.main(["--save", str(annotated)]) == 0
+    out = capsys.readouterr().out
+    assert "people, bicycles and cars found by every camera" in out
+    for camera in ("cam0", "cam1", "cam2", "cam3"):
+        # every frame decoded, every tenth inferred and delivered, the rest dropped by fps
+        assert re.search(rf"^{camera} +ended +250 +25 +25 fps 225 +0 ", out, re.M), out
+        assert re.search(rf"^{camera} +25 .* OK", out, re.M), out
+    from PIL import Image
+
+    with Image.open(annotated) as image:
+        assert image.size == (640, 272)
