@@ -290,3 +290,35 @@ def test_mean_scale_refused_where_ambiguous_or_meaningless(runtime, backend, mul
         load(runtime, multi_io, backend, mean=[0.5])
     with pytest.raises(InvalidInputError, match="float inputs"):
         load(runtime, int_bool, backend, mean={"i": [1]}, layout={"i": "C"})
+
+
+# -- sequence and optional ports: the plan alone (no backend) ------------------------------
+def test_a_sequence_plan_passes_ready_items_as_they_are_and_casts_the_rest():
+    from atriva_inference import Tensor, TensorInfo
+    from atriva_inference._preparation import PortPlan, plan_for
+
+    plan = plan_for(TensorInfo("s", None, np.dtype(np.float32), sequence=True), "NCHW")
+    assert isinstance(plan, PortPlan) and plan.layout is None  # no layout for a sequence
+    assert plan.conversion([np.zeros(2)]) is None  # never converted in the graph
+    ready = np.zeros((2, 3), np.float32)
+    strided = np.arange(8, dtype=np.float32)[::2]
+    items = plan.prepare((ready, strided, np.arange(3), Tensor(np.ones(2, ">f8")), [1.5]))
+    assert items[0] is ready  # in place: no copy of an item already as the model takes it
+    assert all(item.dtype == np.float32 and item.flags.c_contiguous for item in items)
+    assert [item.tolist() for item in items[1:]] == [[0, 2, 4, 6], [0, 1, 2], [1, 1], [1.5]]
+    assert plan.prepare([]) == []
+    with pytest.raises(InvalidInputError, match=r"input 's' item 2: expected float32 data"):
+        plan.prepare([ready, ready, np.zeros(1, np.complex64)])
+
+
+def test_an_optional_plan_takes_none_or_the_tensor():
+    from atriva_inference import TensorInfo
+    from atriva_inference._preparation import plan_for
+
+    plan = plan_for(TensorInfo("o", (2,), np.dtype(np.int64), optional=True), None)
+    assert plan.prepare(None) is None
+    assert plan.prepare(np.array([1, 2], np.int32)).dtype == np.int64
+    with pytest.raises(InvalidInputError, match=r"input 'o': expected int64\[2\], got"):
+        plan.prepare(np.zeros(3, np.int64))
+    with pytest.raises(InvalidInputError, match="fraction"):
+        plan.prepare(np.array([0.5, 1]))
