@@ -246,6 +246,11 @@ class ModelRepository:
         """The model served as ``name``."""
         return self._served_model(name).model
 
+    def concurrency(self, name: str) -> int:
+        """How many requests model ``name`` runs at once (its async queue's depth); up to
+        ``max_queue`` more wait."""
+        return self._served_model(name).depth
+
     def __contains__(self, name: object) -> bool:
         return name in self._served
 
