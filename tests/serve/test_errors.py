@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import struct
 
 import grpc
 import numpy as np
@@ -217,6 +218,33 @@ HTTP_CASES = [
         ["unknown output(s) 'probs'"],
     ),
     (
+        "a string longer than the data",
+        "/v2/models/strings/infer",
+        *binary_request(
+            [
+                {
+                    "name": "text",
+                    "datatype": "BYTES",
+                    "shape": [3],
+                    "parameters": {"binary_data_size": 8},
+                }
+            ],
+            struct.pack("<I", 10) + b"abcd",
+        ),
+        400,
+        ["string 0 says 10 bytes", "4 are left"],
+    ),
+    (
+        "numbers for a string input",
+        "/v2/models/strings/infer",
+        json.dumps(
+            {"inputs": [{"name": "text", "datatype": "FP32", "shape": [3], "data": [1, 2, 3]}]}
+        ).encode(),
+        {},
+        400,
+        ["expected datatype BYTES", "got FP32"],
+    ),
+    (
         "inference fails inside the backend",
         "/v2/models/mismatch/infer",
         json.dumps(
@@ -246,6 +274,26 @@ def test_http_bad_request(http_url, path, body, headers, status, words):
     assert set(answer) == {"error"}
     for word in words:
         assert word in answer["error"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "binary"),
+    [(None, False), ("application/json", False), (None, True), ("application/octet-stream", True)],
+)
+def test_http_content_type_is_not_required(http_url, expected, content_type, binary):
+    if binary:
+        body, headers = binary_request([x_tensor()], GOOD_BYTES)
+    else:
+        tensor = {"name": "x", "datatype": "FP32", "shape": [1, 3, 224, 224]}
+        body, headers = json.dumps({"inputs": [{**tensor, "data": GOOD.tolist()}]}).encode(), {}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    status, answer = post(http_url, INFER, body, headers)
+    assert status == 200, answer
+    (output,) = answer["outputs"]
+    np.testing.assert_allclose(
+        np.reshape(output["data"], output["shape"]), expected[output["name"]], atol=1e-5
+    )
 
 
 @pytest.mark.usefixtures("still_serving")

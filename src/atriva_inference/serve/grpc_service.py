@@ -18,7 +18,14 @@ import numpy as np
 from ..errors import InferenceRuntimeError, InvalidInputError
 from ._proto import open_inference_grpc_pb2 as pb
 from .errors import http_status
-from .protocol import array_from_bytes, check_shape, dtype_of, raw_bytes
+from .protocol import (
+    BYTES,
+    array_from_bytes,
+    check_shape,
+    dtype_of,
+    raw_bytes,
+    strings_from_items,
+)
 from .repository import VERSION, ModelRepository
 
 __all__ = [
@@ -50,6 +57,7 @@ _CONTENTS = {
     "UINT64": "uint64_contents",
     "FP32": "fp32_contents",
     "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
 }
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
@@ -69,6 +77,10 @@ def _answers(empty: Callable[[], Any]) -> Callable[[Handler], Handler]:
             except InferenceRuntimeError as exc:
                 context.set_code(_CODES[http_status(exc)])
                 context.set_details(str(exc))
+                return empty()
+            except Exception as exc:  # a bug: still an answer, and the server stays up
+                context.set_code(grpc.StatusCode.INTERNAL)
+                context.set_details(f"internal error: {type(exc).__name__}: {exc}")
                 return empty()
 
         handle.__name__ = method.__name__
@@ -169,6 +181,8 @@ def _from_contents(
             f"{what}: expected {count} values in contents.{field} for {datatype}{list(shape)}, "
             f"got {len(values)}"
         )
+    if datatype == BYTES:
+        return strings_from_items(values, shape, what)
     try:
         return np.fromiter(values, dtype, count).reshape(shape)
     except (ValueError, OverflowError) as exc:

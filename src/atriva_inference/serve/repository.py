@@ -421,7 +421,7 @@ def _as_model_input(model: str, info: TensorInfo, array: np.ndarray) -> Any:
     takes uint8 frames, channels first or last, with or without the batch dimension: the
     runtime converts them (in the graph where the backend can).
     """
-    if array.dtype == info.dtype:
+    if array.dtype == info.dtype or (array.dtype.kind == "U" and info.dtype.kind in "USO"):
         return array
     layout = info.layout
     if (
