@@ -345,7 +345,10 @@ class ModelRepository:
     # -- lifecycle ------------------------------------------------------------------------
     def drain(self, timeout: float | None = None) -> bool:
         """Refuse new requests (503 / UNAVAILABLE, not ready) and wait for those admitted;
-        False when some were still running after ``timeout`` seconds."""
+        False when some were still running after ``timeout`` seconds.
+
+        It blocks: call it from a thread other than the event loop serving the requests
+        (waiting ones need that loop to run)."""
         self._draining = True
         deadline = None if timeout is None else time.monotonic() + timeout
         for served in self._served.values():
@@ -356,7 +359,7 @@ class ModelRepository:
 
     def close(self) -> None:
         """Drain, close the queues, and the models when this repository loaded them.
-        Idempotent."""
+        Idempotent; blocks like :meth:`drain`."""
         if self._closed:
             return
         self.drain()
