@@ -192,3 +192,16 @@ def test_strings_travel_as_bytes(http, grpc_client):
     tensor.set_data_from_numpy(text)
     result = grpc_client.infer("strings", [tensor])
     assert [item.decode() for item in result.as_numpy("same")] == list(text)
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests(http, served, algorithm):
+    images = _images(1, seed=31)
+    expected = direct(served["orientation"], {"x": images})
+    result = http.infer(
+        "orientation",
+        [_http_input("x", images, "FP32")],
+        request_compression_algorithm=algorithm,
+    )
+    for name, array in expected.items():
+        np.testing.assert_allclose(result.as_numpy(name), array, atol=ATOL)
