@@ -226,3 +226,12 @@ def test_stop_drains_requests_in_flight(slow_server, slow):
     for port in (int(metrics_url.split(":")[1]), int(url.split(":")[1])):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def test_a_frame_without_batch_counts_one_inference(http_url, http, frame):
+    labels = (("model", "faces"), ("version", "1"))
+    before = _metrics(http_url).get(("nv_inference_count_total", labels), 0.0)
+    tensor = httpclient.InferInput("input.1", list(frame.shape), "UINT8")
+    tensor.set_data_from_numpy(frame)
+    http.infer("faces", [tensor])
+    assert _metrics(http_url)[("nv_inference_count_total", labels)] - before == 1

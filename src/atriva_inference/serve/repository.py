@@ -407,8 +407,12 @@ def _settle(
 
 
 def _batch_size(feed: dict[str, Any]) -> int:
+    """Inferences in a request, for ``nv_inference_count``: the first input's N."""
     first = next(iter(feed.values()))
     shape = first.shape
+    layout = first.layout if isinstance(first, Tensor) else None
+    if layout is not None:  # a frame declared HWC is one inference
+        return int(shape[layout.index("N")]) if "N" in layout else 1
     return int(shape[0]) if len(shape) > 1 else 1
 
 
