@@ -211,7 +211,7 @@ def test_a_camera_is_ok_only_with_every_object_and_exact_accounting() -> None:
 
 def test_detection_main_fails_when_objects_are_missing(monkeypatch, capsys) -> None:
     reports = [_report([[1, 3]] + [[]] * 24), _report([[1, 2, 3]] + [[]] * 24)]
-    facts = {"load_s": 1.0, "start_s": 1.0, "run_s": 1.0, "device": "CPU", "precision": "FP32"}
+    facts = dict(load_s=1.0, start_s=1.0, run_s=1.0, device="CPU", precision="FP32", cached="")
     monkeypatch.setattr(detection, "run", lambda *args, **kwargs: (reports, facts))
     assert detection.main([]) == 1
     out = capsys.readouterr().out
