@@ -499,7 +499,7 @@ def run_raw(raw: Any, cameras: _Cameras, warmup: float, seconds: float) -> dict[
             thread.join()
         serving.set()
         server.join()
-    return {**found, **_latency(latencies), "dropped": {}}
+    return {**found, **_latency(latencies), "dropped": {}, "backlog_growth": None}
 
 
 # -- ours --------------------------------------------------------------------------------------
@@ -553,7 +553,17 @@ def run_ours(
         for cause, count in after.dropped.items():
             dropped[cause] = dropped.get(cause, 0) + count - earlier.get(cause, 0)
     found = window.result(cameras.counts, delivered)
-    return {**found, **_latency(latencies), "dropped": {k: v for k, v in dropped.items() if v}}
+    # frames taken in and not yet out: growth means the pipeline is falling behind even
+    # where the window was too short for a buffer to overflow
+    backlog = sum(s.in_flight for s in stats_after.values()) - sum(
+        s.in_flight for s in stats_before.values()
+    )
+    return {
+        **found,
+        **_latency(latencies),
+        "dropped": {k: v for k, v in dropped.items() if v},
+        "backlog_growth": backlog,
+    }
 
 
 # -- the section -------------------------------------------------------------------------------
@@ -600,7 +610,7 @@ def _grid(settings: PipelineSettings, model: Any, clip: Clip, log: Callable[[str
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per mode: the most cameras held at zero drops (every smaller count too: nothing
-    dropped by the pipeline, nothing missed by a late reader), and its capacity: the
+    lost, see :func:`_lost`), and its capacity: the
     delivered fps at the most cameras measured, a capacity only where that configuration
     lost frames (the cameras offered more than it took)."""
     by_mode: dict[str, list[dict[str, Any]]] = {}
@@ -623,14 +633,18 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def _lost(row: dict[str, Any]) -> int:
-    return sum(row["dropped"].values()) + row["missed"]
+def _lost(row: dict[str, Any]) -> bool:
+    """Frames dropped or missed, or a backlog that grew by more than a frame per camera
+    (the pipeline falling behind before a buffer overflowed)."""
+    backlog = row.get("backlog_growth") or 0
+    return bool(sum(row["dropped"].values()) or row["missed"] or backlog > row["cameras"])
 
 
 def _decision(summary: dict[str, Any]) -> dict[str, Any]:
-    """The default ``max_batch`` this run supports: batching only where it holds more
-    cameras at zero drops than per-camera async, or as many with a capacity above async's
-    by more than :data:`BATCH_GAIN_MIN`; otherwise 1 (per-camera async)."""
+    """The default ``max_batch`` this run supports. A batching mode wins only where it
+    holds at least as many cameras at zero drops as per-camera async, loses no capacity
+    (within :data:`BATCH_GAIN_MIN`), and either holds more cameras or gains more than
+    :data:`BATCH_GAIN_MIN` of capacity; otherwise 1 (per-camera async)."""
     base = summary["async"]
     held = base["most_cameras_zero_drops"]
     gains = {
@@ -638,17 +652,19 @@ def _decision(summary: dict[str, Any]) -> dict[str, Any]:
         for mode, entry in summary.items()
         if mode != "async" and entry["capacity_fps"] and base["capacity_fps"]
     }
-    winners = [
-        mode
-        for mode, entry in summary.items()
-        if mode != "async"
-        and (
-            entry["most_cameras_zero_drops"] > held
-            or (entry["most_cameras_zero_drops"] == held and gains.get(mode, 0.0) > BATCH_GAIN_MIN)
-        )
-    ]
+
+    def wins(mode: str) -> bool:
+        cameras, gain = summary[mode]["most_cameras_zero_drops"], gains.get(mode)
+        if cameras < held or (gain is not None and gain < -BATCH_GAIN_MIN):
+            return False
+        return cameras > held or (gain is not None and gain > BATCH_GAIN_MIN)
+
+    winners = [mode for mode in summary if mode != "async" and wins(mode)]
     if not winners:
-        why = f"no batching mode held more cameras at zero drops or gained > {BATCH_GAIN_MIN:.0%}"
+        why = (
+            "no batching mode held more cameras at zero drops without losing capacity, "
+            f"or gained > {BATCH_GAIN_MIN:.0%} capacity"
+        )
         return {"best_mode": "async", "batching_wins": False, "why": why, "capacity_gain": gains}
     best = max(winners, key=lambda m: (summary[m]["most_cameras_zero_drops"], gains.get(m, 0.0)))
     why = f"{summary[best]['most_cameras_zero_drops']} cameras at zero drops (async {held})"
@@ -805,6 +821,7 @@ def pipeline_tables(found: dict[str, Any]) -> str:
                 row["fps"],
                 _drops(row["dropped"]),
                 row["missed"],
+                row["backlog_growth"],
                 row["latency_p50_ms"],
                 row["latency_p99_ms"],
                 _percent(row["decode_share"]),
@@ -821,6 +838,7 @@ def pipeline_tables(found: dict[str, Any]) -> str:
             "fps",
             "dropped",
             "missed",
+            "backlog",
             "p50 ms",
             "p99 ms",
             "decode CPU",
@@ -831,7 +849,8 @@ def pipeline_tables(found: dict[str, Any]) -> str:
         lines.append(report.table(headers, rows))
         lines.append(
             "  (fps: results delivered; dropped: by the pipeline, per cause; missed: frames a "
-            "late reader never took;\n   decode CPU: decode + the one to_ndarray per frame, "
+            "late reader never took;\n   backlog: growth of the frames in flight over the row; "
+            "decode CPU: decode + the one to_ndarray per frame, "
             "rest: inference and the pipeline, shares of the process's CPU time)"
         )
         summary_rows = [

@@ -35,6 +35,7 @@ ROW_KEYS = {
     "captured",
     "missed",
     "dropped",
+    "backlog_growth",
     "latency_p50_ms",
     "latency_p99_ms",
     "process_cpu_s",
@@ -135,10 +136,18 @@ def test_summary_and_decision_follow_the_rows():
     decision = section._decision(summary)
     assert decision["best_mode"] == "batch" and decision["batching_wins"]
     assert decision["capacity_gain"] == {"batch": pytest.approx(0.5)}
+    # more cameras held but far less capacity (an edge case of noise): async stays
+    rows[5] = row(8, "batch", 10.0, dropped=9)
+    assert section._decision(section._summary(rows))["best_mode"] == "async"
     # as many cameras and a 2% gain: not enough to turn batching on
     rows[4] = row(4, "batch", 20.0, dropped=1)
     rows[5] = row(8, "batch", 20.4, dropped=9)
     assert section._decision(section._summary(rows))["best_mode"] == "async"
+    # a backlog growing by more than a frame per camera is falling behind, not held
+    rows[1] = row(4, "async", 19.0)
+    assert section._summary(rows)["async"]["most_cameras_zero_drops"] == 4
+    rows[1]["backlog_growth"] = 5
+    assert section._summary(rows)["async"]["most_cameras_zero_drops"] == 2
 
 
 @pytest.mark.skipif("openvino" not in USABLE, reason="OpenVINO is not usable here")
