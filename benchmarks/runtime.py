@@ -42,7 +42,7 @@ from .models import BuiltModel, build_resnet, build_small, build_tiny
 __all__ = ["BACKENDS", "Settings", "main", "run_benchmarks"]
 
 BACKENDS = ("openvino", "onnxruntime")
-SECTIONS = ("runtime", "frames", "pipeline")  # --sections (benchmarks.frames, .pipeline)
+SECTIONS = ("runtime", "frames", "pipeline", "serve")  # --sections (benchmarks.<name>)
 DEFAULT_JSON = Path("results") / "benchmark.json"
 SCHEMA = "atriva-inference-benchmark/1"
 
