@@ -40,7 +40,7 @@ class Reconnect:
     ``failed``.
     """
 
-    timeout_s: float = 10.0
+    timeout_s: float = 5.0
     initial_s: float = 0.5
     max_s: float = 30.0
     jitter: float = 0.25
@@ -104,9 +104,10 @@ class MediaSource(Source):
         if self.kind == "file":
             return {}
         micros = str(int(timeout_s * 1_000_000))
-        # rw_timeout bounds every network read; nobuffer hands frames over as they arrive
-        # (a live camera's latency, not a file's smoothness).
-        options = {"rw_timeout": micros, "fflags": "nobuffer"}
+        # rw_timeout bounds every network read. (No fflags=nobuffer: it discards the packets
+        # read while probing the stream, the first key frame among them, so the first picture
+        # would wait a whole GOP.)
+        options = {"rw_timeout": micros}
         if self.location.lower().startswith("rtsp"):
             # RTP over the RTSP connection: no UDP ports to open, no losses on busy links.
             options.update(rtsp_transport="tcp", timeout=micros)
@@ -115,7 +116,7 @@ class MediaSource(Source):
     @contextlib.contextmanager
     def open(self, timeout_s: float) -> Iterator[Iterator[Captured]]:
         av = require_av()
-        with _translated(self, "open"):
+        with _translated(self, "open", timeout_s):
             container = av.open(
                 self.location,
                 options=self._options(timeout_s),
@@ -142,7 +143,7 @@ class MediaSource(Source):
         # Frame threading delays each frame by the thread count: fine for files, not live.
         stream.thread_type = "AUTO" if self.kind == "file" else "SLICE"
         last_frame = time.monotonic()
-        with _translated(self, "read"):
+        with _translated(self, "read", timeout_s):
             for packet in container.demux(stream):
                 try:
                     frames = packet.decode()
@@ -213,7 +214,7 @@ class FramesSource(Source):
 
 
 @contextlib.contextmanager
-def _translated(source: MediaSource, doing: str) -> Iterator[None]:
+def _translated(source: MediaSource, doing: str, timeout_s: float) -> Iterator[None]:
     """FFmpeg's and the OS's errors as ours, naming the camera and the location."""
     try:
         yield
@@ -222,10 +223,18 @@ def _translated(source: MediaSource, doing: str) -> Iterator[None]:
     except Exception as exc:
         av = require_av()
         what = f"camera '{source.camera}': cannot {doing} '{source.location}': {exc}"
-        if isinstance(exc, (av.error.InvalidDataError, av.error.ValueError)):
+        corrupt = (
+            av.error.InvalidDataError,
+            av.error.DemuxerNotFoundError,
+            av.error.DecoderNotFoundError,
+        )
+        if isinstance(exc, corrupt):
             raise InvalidInputError(what) from exc
-        if isinstance(exc, (TimeoutError, av.error.ExitError)):
-            raise InferenceTimeoutError(what) from exc
+        if isinstance(exc, (TimeoutError, av.error.ExitError)):  # PyAV's interrupt
+            raise InferenceTimeoutError(
+                f"camera '{source.camera}': '{source.location}' did not answer within "
+                f"{timeout_s:g} s ({doing})"
+            ) from exc
         if isinstance(exc, (av.error.FFmpegError, OSError)):
             raise InferenceRuntimeError(what) from exc
         raise
