@@ -109,7 +109,7 @@ def test_smoke_run_structure(smoke):
         assert decision["best_mode"] in result["summary"]
         assert decision["batching_wins"] == (decision["best_mode"] != "async")
         (compare,) = result["compare"]
-        assert compare["cameras"] == 2 and compare["ratio"] > 0
+        assert compare["cameras"] == 2 and compare["ratio"] > 0 and compare["cpu_ratio"] > 0
         assert len(compare["ours_rounds"]) == len(compare["raw_rounds"]) == 1
         assert result["raw"].startswith("raw: ")
     assert [c["section"] for c in smoke["checks"]] == ["pipeline"] * len(USABLE)

@@ -218,6 +218,7 @@ def test_every_frame_of_a_file_with_boxes_drawn(capsys, tmp_path, detector, back
     assert cam["frames_with_detections"] == FRAMES
     assert cam["output"] == {"path": str(out_video), "frames": FRAMES}
     assert data["totals"]["delivered"] == FRAMES and data["totals"]["dropped"] == 0
+    assert cam["average_fps"] == pytest.approx(FRAMES / data["seconds"])
 
     frames = _read_video(out_video)
     assert len(frames) == FRAMES and frames[0].shape == (272, 640, 3)

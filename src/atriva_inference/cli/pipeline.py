@@ -360,9 +360,14 @@ def _drops_text(dropped: dict[str, int]) -> str:
 
 
 def status_table(
-    stats: dict[str, Any], tallies: dict[str, _Tally] | None, title: str | None = None
+    stats: dict[str, Any],
+    tallies: dict[str, _Tally] | None,
+    title: str | None = None,
+    seconds: float | None = None,
 ) -> Any:
-    """A ``rich`` table of ``pipe.stats()`` (and the detections seen), a row per camera."""
+    """A ``rich`` table of ``pipe.stats()`` (and the detections seen), a row per camera.
+    ``fps`` is the pipeline's recent rate, or the average over ``seconds`` when given (the
+    final table: a recent rate says little once the cameras have ended)."""
     from rich import box
     from rich.table import Table
 
@@ -382,7 +387,7 @@ def status_table(
             state,
             str(snapshot.captured),
             str(snapshot.delivered),
-            _number(snapshot.fps),
+            _number(snapshot.fps if seconds is None else snapshot.delivered / seconds),
             _drops_text(snapshot.dropped),
             str(snapshot.in_flight),
             _number(snapshot.latency_p50_ms),
@@ -457,6 +462,7 @@ def summary(
     per_camera: dict[str, Any] = {}
     for name, snapshot in stats.items():
         entry = {"source": cameras[name], **_stats_dict(snapshot)}
+        entry["average_fps"] = snapshot.delivered / elapsed if elapsed > 0 else 0.0
         if tallies is not None:
             tally = tallies[name]
             entry["detections"] = dict(tally.seen.most_common())
@@ -610,6 +616,7 @@ def _print_summary(stats: dict[str, Any], tallies: dict[str, _Tally] | None, dat
             tallies,
             f"after {data['seconds']:.1f} s: {totals['delivered']} "
             f"results, {totals['fps']:.1f} fps, {totals['dropped']} dropped",
+            data["seconds"] or None,
         )
     )
     if tallies is not None:
