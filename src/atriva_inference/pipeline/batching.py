@@ -159,6 +159,10 @@ class Scheduler:
             camera = cameras[index]
             if camera in in_batch or len(camera.outstanding) + camera.ready >= self.capacity:
                 continue
+            if camera.ready and camera.policy != "wait":
+                # A live camera's result waits for the consumer: a frame taken now would wait
+                # behind it and age, while the buffer keeps the newest for when it is taken.
+                continue
             while camera.buffer:
                 frame = camera.buffer.take()
                 camera.room.notify()
