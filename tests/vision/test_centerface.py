@@ -87,7 +87,7 @@ def test_decode_rejects_bad_maps() -> None:
         decode_maps(heatmap, scale, offset, landmarks[:, :, :4])
 
 
-def test_faces_from_outputs_applies_nms() -> None:
+def test_decode_centerface_applies_nms() -> None:
     heatmap, scale, offset, landmarks = _synthetic()
     heatmap[0, 0, 2, 4] = 0.8  # a neighbour of the best cell: the same face, one cell right
     scale[0, :, 2, 4] = scale[0, :, 2, 3]
