@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from atriva_inference import InferenceRuntime, InvalidInputError
-from atriva_inference.pipeline import CameraStats, FrameResult, Pipeline
+from atriva_inference import InferenceFailedError, InferenceRuntime, InvalidInputError
+from atriva_inference.pipeline import CameraStats, FrameResult, Pipeline, Reconnect
 from tests.conftest import BACKENDS
 from tests.pipeline.conftest import (
     BIKES_FRAMES,
@@ -125,3 +125,77 @@ def test_invalid_arguments_say_what_was_expected(means_model, bikes, tmp_path):
         with pytest.raises(InvalidInputError, match=re.escape(message)):
             Pipeline(means_model, **kwargs)
     assert pipeline_threads() == []
+
+
+def test_stop_mid_run_counts_what_was_left_and_leaves_no_thread(means_model, bikes):
+    pipe = Pipeline(means_model, [bikes, bikes], loop=True)
+    taken = [result for _, result in zip(range(20), pipe)]
+    pipe.stop()
+    pipe.stop()  # idempotent
+    assert list(pipe) == []  # nothing more after stop
+    stats = pipe.stats()
+    check_accounting(stats)
+    assert sum(camera.delivered for camera in stats.values()) == len(taken) == 20
+    for camera in stats.values():
+        assert camera.in_flight == 0 and camera.state == "ended"
+        assert set(camera.dropped) <= {"stopped"}
+    assert pipeline_threads() == []
+
+
+def test_loop_reads_a_file_again(means_model, bikes):
+    with Pipeline(means_model, [bikes], loop=True, fps=1) as pipe:
+        results = [result for _, result in zip(range(25), pipe)]
+    assert [r.seq for r in results][:3] == [0, 25, 50]  # 1 fps of a 25 fps file
+    assert results[-1].seq > 250  # past the first pass
+    assert results[10].pts == pytest.approx(0.0)  # the PTS starts again with each pass
+
+
+def test_a_failing_frame_source_fails_only_its_camera(means_model):
+    def broken():
+        yield from frames(3)
+        raise OSError("camera unplugged")
+
+    sources = {"broken": broken(), "bad_frames": [np.zeros((32, 32), np.uint8)], "ok": frames(4)}
+    with Pipeline(means_model, sources) as pipe:
+        results = collect(pipe)
+        stats = pipe.stats()
+    assert [r.seq for r in results["broken"]] == [0, 1, 2]
+    assert stats["broken"].state == "failed"
+    assert "camera unplugged" in str(stats["broken"].error)
+    assert isinstance(stats["broken"].error.__cause__, OSError)
+    assert stats["bad_frames"].state == "failed"
+    assert isinstance(stats["bad_frames"].error, InvalidInputError)
+    assert len(results["ok"]) == 4 and stats["ok"].state == "ended"
+
+
+def test_a_callable_source_is_called_again_after_it_raised(means_model):
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        yield from frames(2)
+        if len(calls) == 1:
+            raise ConnectionError("dropped")
+
+    quick = Reconnect(initial_s=0.01, max_s=0.02)
+    with Pipeline(means_model, [flaky], reconnect=quick) as pipe:
+        seqs = [r.seq for r in pipe]
+        stats = pipe.stats()["cam0"]
+    assert seqs == [0, 1, 2, 3] and len(calls) == 2
+    assert stats.reconnects == 1 and stats.state == "ended"
+
+
+def test_a_failing_postprocess_drops_only_that_frame(means_model):
+    def postprocess(outputs, image):
+        if image[0, 0, 0] == 2:
+            raise ValueError("cannot decode")
+        return int(image[0, 0, 0])
+
+    source = [np.full((32, 32, 3), value, np.uint8) for value in range(5)]
+    with Pipeline(means_model, [source], postprocess=postprocess) as pipe:
+        results = list(pipe)
+        stats = pipe.stats()["cam0"]
+    assert [(r.seq, r.outputs) for r in results] == [(0, 0), (1, 1), (3, 3), (4, 4)]
+    assert stats.dropped == {"error": 1} and stats.inferred == 5
+    assert isinstance(stats.error, InferenceFailedError)
+    assert isinstance(stats.error.__cause__, ValueError)
