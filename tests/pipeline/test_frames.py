@@ -46,7 +46,7 @@ def test_without_pyav_the_error_names_the_extra(means_path, bikes):
         import numpy as np
         from atriva_inference import BackendUnavailableError, InferenceRuntime
         from atriva_inference.pipeline import Pipeline
-        model = InferenceRuntime("openvino").load_model({str(means_path)!r}, "CPU")
+        model = InferenceRuntime("onnxruntime").load_model({str(means_path)!r}, "CPU")
         with Pipeline(model, [[np.zeros((32, 32, 3), np.uint8)] * 3]) as pipe:
             assert len(list(pipe)) == 3
         try:

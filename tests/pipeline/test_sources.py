@@ -4,7 +4,9 @@ many reconnects; a corrupt file fails only its camera."""
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -13,8 +15,10 @@ import pytest
 
 from atriva_inference import InferenceTimeoutError, InvalidInputError
 from atriva_inference.pipeline import Pipeline, Reconnect
+from tests.pipeline import rtsp
 from tests.pipeline.conftest import BIKES_FRAMES, check_accounting, pipeline_threads
-from tests.pipeline.live import LiveServer
+from tests.pipeline.live import LiveServer, free_port
+from tests.pipeline.rtsp import RtspServer
 
 #: Quick reconnects for the tests (a real camera keeps the defaults).
 QUICK = Reconnect(timeout_s=2.0, initial_s=0.1, max_s=0.5, reset_after_s=1.0)
@@ -33,20 +37,36 @@ def paced_frames(fps: float = 50.0):
 
 
 def consume_until(pipe: Pipeline, done: Callable[[], bool], seconds: float, seen: dict) -> None:
-    """Iterate until ``done()`` (checked after each result), or fail after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    for result in pipe:
-        seen.setdefault(result.camera, []).append(result.seq)
-        check_accounting(pipe.stats())
-        if done():
-            return
-        assert time.monotonic() < deadline, f"gave up waiting: {pipe.stats()}"
-    pytest.fail(f"the pipeline ended early: {pipe.stats()}")
+    """Iterate until ``done()`` (checked after each result); after ``seconds`` a timer stops
+    the pipeline, so a test waiting for results that never come fails instead of hanging."""
+    timer = threading.Timer(seconds, pipe.stop)
+    timer.start()
+    try:
+        for result in pipe:
+            seen.setdefault(result.camera, []).append(result.seq)
+            check_accounting(pipe.stats())
+            if done():
+                return
+        pytest.fail(f"no more results within {seconds} s: {pipe.stats()}")
+    finally:
+        timer.cancel()
+        timer.join()
 
 
-def test_killed_live_source_reconnects_and_the_others_keep_delivering(means_model):
+def make_server(kind: str) -> LiveServer | RtspServer:
+    """A live camera on loopback: MPEG-TS over TCP from PyAV, or GStreamer's RTSP server."""
+    if kind == "rtsp":
+        reason = rtsp.unavailable()
+        if reason is not None:
+            pytest.skip(reason)
+        return RtspServer(free_port())
+    return LiveServer(fps=25)
+
+
+@pytest.mark.parametrize("kind", ["tcp", "rtsp"])
+def test_killed_live_source_reconnects_and_the_others_keep_delivering(means_model, kind):
     seen: dict[str, list[int]] = {}
-    with LiveServer(fps=25) as server:
+    with make_server(kind) as server:
         sources = {"live": server.url, "other": paced_frames()}
         with Pipeline(means_model, sources, reconnect=QUICK) as pipe:
             assert pipe.policies == {"live": "latest", "other": "wait"}
@@ -137,7 +157,7 @@ def _rss_and_threads() -> tuple[int, int]:
     return int(fields["VmRSS"]), int(fields["Threads"])
 
 
-@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs /proc")
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
 def test_memory_and_threads_flat_over_many_reconnects(means_model):
     """A server that closes every connection after a few frames: the camera reconnects again
     and again; each container is closed, so memory and threads do not grow with the count."""
