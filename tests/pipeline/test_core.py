@@ -9,7 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from atriva_inference import InferenceFailedError, InferenceRuntime, InvalidInputError
+from atriva_inference import (
+    InferenceFailedError,
+    InferenceRuntime,
+    InvalidInputError,
+    ModelClosedError,
+)
 from atriva_inference.pipeline import CameraStats, FrameResult, Pipeline, Reconnect
 from tests.conftest import BACKENDS
 from tests.pipeline.conftest import (
@@ -199,3 +204,21 @@ def test_a_failing_postprocess_drops_only_that_frame(means_model):
     assert stats.dropped == {"error": 1} and stats.inferred == 5
     assert isinstance(stats.error, InferenceFailedError)
     assert isinstance(stats.error.__cause__, ValueError)
+
+
+def test_closing_the_model_under_a_running_pipeline_ends_it_with_the_error(means_path):
+    with InferenceRuntime("openvino") as runtime:
+        model = runtime.load_model(means_path, "CPU")
+        pipe = Pipeline(model, [list(frames(3))], loop=True)
+        delivered = 0
+        with pytest.raises(ModelClosedError):
+            for _ in pipe:
+                delivered += 1
+                if delivered == 5:
+                    model.close()
+        assert list(pipe) == []  # raised once, then the end
+        stats = pipe.stats()["cam0"]
+    check_accounting({"cam0": stats})
+    assert stats.in_flight == 0 and stats.state == "ended"
+    assert isinstance(stats.error, ModelClosedError)
+    assert pipeline_threads() == []
