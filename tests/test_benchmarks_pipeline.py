@@ -103,7 +103,12 @@ def test_smoke_run_structure(smoke):
             assert row["max_batch"] == (1 if row["mode"] == "async" else 2)
         assert set(result["summary"]) == {"async", "batch d=5ms"}
         for entry in result["summary"].values():
-            assert set(entry) == {"most_cameras_zero_drops", "capacity_fps", "at_cameras"}
+            assert set(entry) == {
+                "most_cameras_zero_drops",
+                "capacity_fps",
+                "frames_per_cpu_s",
+                "at_cameras",
+            }
             assert entry["at_cameras"] == 2
         decision = result["decision"]
         assert decision["best_mode"] in result["summary"]
@@ -118,9 +123,17 @@ def test_smoke_run_structure(smoke):
 
 
 def test_summary_and_decision_follow_the_rows():
-    def row(cameras, mode, fps, dropped=0, missed=0):
+    def row(cameras, mode, fps, dropped=0, missed=0, cpu_s=1.0):
         lost = {"buffer_full": dropped} if dropped else {}
-        return {"cameras": cameras, "mode": mode, "fps": fps, "dropped": lost, "missed": missed}
+        return {
+            "cameras": cameras,
+            "mode": mode,
+            "fps": fps,
+            "frames": fps,  # a one-second row
+            "process_cpu_s": cpu_s,
+            "dropped": lost,
+            "missed": missed,
+        }
 
     rows = [
         row(2, "async", 10.0),
@@ -131,11 +144,20 @@ def test_summary_and_decision_follow_the_rows():
         row(8, "batch", 30.0, missed=5),
     ]
     summary = section._summary(rows)
-    assert summary["async"] == {"most_cameras_zero_drops": 2, "capacity_fps": 20.0, "at_cameras": 8}
-    assert summary["batch"] == {"most_cameras_zero_drops": 4, "capacity_fps": 30.0, "at_cameras": 8}
+    assert summary["async"] == {
+        "most_cameras_zero_drops": 2,
+        "capacity_fps": 20.0,
+        "frames_per_cpu_s": 20.0,
+        "at_cameras": 8,
+    }
+    assert summary["batch"]["most_cameras_zero_drops"] == 4
+    assert summary["batch"]["capacity_fps"] == 30.0
     decision = section._decision(summary)
     assert decision["best_mode"] == "batch" and decision["batching_wins"]
     assert decision["capacity_gain"] == {"batch": pytest.approx(0.5)}
+    # the same, but each batched frame costs twice the CPU time: async stays
+    rows[5] = row(8, "batch", 30.0, missed=5, cpu_s=3.0)
+    assert section._decision(section._summary(rows))["best_mode"] == "async"
     # more cameras held but far less capacity (an edge case of noise): async stays
     rows[5] = row(8, "batch", 10.0, dropped=9)
     assert section._decision(section._summary(rows))["best_mode"] == "async"
