@@ -5,6 +5,7 @@ many reconnects; a corrupt file fails only its camera."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ import pytest
 
 from atriva_inference import InferenceTimeoutError, InvalidInputError
 from atriva_inference.pipeline import Pipeline, Reconnect
+from atriva_inference.pipeline.sources import make_source
 from tests.pipeline import rtsp
 from tests.pipeline.conftest import BIKES_FRAMES, check_accounting, pipeline_threads
 from tests.pipeline.live import LiveServer, free_port
@@ -183,3 +185,29 @@ def test_memory_and_threads_flat_over_many_reconnects(means_model):
     assert threads_last <= threads_first + 8, (threads_first, threads_last)
     # An unclosed container keeps its buffers and decoder: 80 of them are tens of MB.
     assert rss_last - rss_first < 8_000, (rss_first, rss_last)
+
+
+def test_reconnect_backs_off_exponentially_with_jitter():
+    rng = random.Random(0)
+    plain = Reconnect(initial_s=0.5, max_s=4.0, jitter=0.0)
+    assert [plain.delay(n, rng) for n in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    jittered = Reconnect(initial_s=1.0, max_s=1.0, jitter=0.25)
+    delays = [jittered.delay(10_000, rng) for _ in range(200)]
+    assert all(0.75 <= d <= 1.25 for d in delays) and len(set(delays)) > 100
+    for bad in ({"timeout_s": 0}, {"jitter": 1.0}, {"attempts": 0}, {"max_s": "1"}):
+        with pytest.raises(InvalidInputError, match="Reconnect"):
+            Reconnect(**bad)
+
+
+def test_sources_by_kind(bikes):
+    assert make_source("a", "rtsp://10.0.0.7/stream", False).kind == "live"
+    assert make_source("a", "tcp://127.0.0.1:9", False).reopenable
+    assert make_source("a", f"file://{bikes}", False).kind == "file"
+    assert make_source("a", bikes, True).loop
+    frames = make_source("a", lambda: [], False)
+    assert frames.kind == "frames" and frames.reopenable
+    assert not make_source("a", [np.zeros((2, 2, 3), np.uint8)], False).reopenable
+    with pytest.raises(InvalidInputError, match="got bytes"):
+        make_source("a", b"rtsp://x", False)
+    with pytest.raises(InvalidInputError, match="got int"):
+        make_source("a", 7, False)

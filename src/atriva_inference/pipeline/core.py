@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import weakref
 from collections import deque
@@ -142,6 +143,7 @@ class Pipeline:
             capacity=self._queue.depth + 1,
         )
         self._stopped = False
+        self._stopping = threading.Lock()  # a second stop() waits until the first is done
         self._raised = False
         # Dropped without stop(): the threads are told to end (they do not keep it alive).
         self._finalizer = weakref.finalize(self, shared.stop)
@@ -204,10 +206,15 @@ class Pipeline:
     # -- the end ---------------------------------------------------------------------------
     def stop(self) -> None:
         """End now: decoders close their sources, inferences in flight finish, and every
-        frame not yet delivered is counted as dropped (``stopped``). Idempotent."""
-        if self._stopped:
-            return
-        self._stopped = True
+        frame not yet delivered is counted as dropped (``stopped``). Idempotent, and safe from
+        another thread than the one iterating (not from ``postprocess``: it waits for the
+        inferences in flight, that one included)."""
+        with self._stopping:
+            if not self._stopped:
+                self._stop()
+                self._stopped = True
+
+    def _stop(self) -> None:
         shared = self._shared
         shared.stop()
         self._scheduler.join()
