@@ -13,8 +13,12 @@ from onnx import TensorProto, helper
 
 from atriva_inference import InferenceRuntime
 from tests import zoo
+from tests.conftest import BACKENDS
 
 pytest.importorskip("av", reason="the pipeline tests decode video with PyAV (extra [video])")
+
+#: The backends the pipeline tests run on (host CPU; TensorRT needs a GPU and an engine build).
+CPU_BACKENDS = [name for name in BACKENDS if name in ("openvino", "onnxruntime")]
 
 #: bikes.mp4: a real street scene, 640x272, 250 frames at 25 fps.
 BIKES_FRAMES = 250

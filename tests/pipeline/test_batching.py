@@ -8,10 +8,10 @@ import itertools
 import numpy as np
 import pytest
 
-from atriva_inference import InferenceFailedError, InvalidInputError, Tensor
+from atriva_inference import InferenceFailedError, InferenceRuntime, InvalidInputError, Tensor
 from atriva_inference.pipeline import Pipeline
 from atriva_inference.pipeline.batching import split_outputs, stack_inputs
-from tests.pipeline.conftest import channel_means, check_accounting
+from tests.pipeline.conftest import CPU_BACKENDS, channel_means, check_accounting
 
 
 def test_stack_and_split_keep_a_batch_dimension_of_one():
@@ -55,7 +55,9 @@ def test_batched_results_are_each_their_own_frame(means_model):
     assert batched > 0
 
 
-def test_batches_need_a_model_with_a_free_batch_dimension(runtime, conv_net, bikes):
-    model = runtime.load_model(conv_net.path_for(runtime.backend), "CPU")
-    with pytest.raises(InvalidInputError, match="load it with dynamic=True"):
-        Pipeline(model, [bikes], max_batch=2)
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_batches_need_a_model_with_a_free_batch_dimension(backend, conv_net, bikes):
+    with InferenceRuntime(backend) as runtime:
+        model = runtime.load_model(conv_net.path_for(backend), "CPU")
+        with pytest.raises(InvalidInputError, match="load it with dynamic=True"):
+            Pipeline(model, [bikes], max_batch=2)

@@ -16,9 +16,9 @@ from atriva_inference import (
     ModelClosedError,
 )
 from atriva_inference.pipeline import CameraStats, FrameResult, Pipeline, Reconnect
-from tests.conftest import BACKENDS
 from tests.pipeline.conftest import (
     BIKES_FRAMES,
+    CPU_BACKENDS,
     channel_means,
     check_accounting,
     pipeline_threads,
@@ -39,7 +39,7 @@ def collect(pipe: Pipeline) -> dict[str, list[FrameResult]]:
     return results
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_wait_on_files_delivers_every_frame_in_order(backend, bikes, means_path):
     with InferenceRuntime(backend) as runtime:
         model = runtime.load_model(means_path, "CPU")

@@ -12,6 +12,7 @@ import pytest
 
 from atriva_inference import InvalidInputError
 from atriva_inference.pipeline.frames import check_array, to_image
+from tests.pipeline.conftest import CPU_BACKENDS
 from tests.pipeline.live import ROOT
 
 
@@ -46,7 +47,7 @@ def test_without_pyav_the_error_names_the_extra(means_path, bikes):
         import numpy as np
         from atriva_inference import BackendUnavailableError, InferenceRuntime
         from atriva_inference.pipeline import Pipeline
-        model = InferenceRuntime("onnxruntime").load_model({str(means_path)!r}, "CPU")
+        model = InferenceRuntime({CPU_BACKENDS[0]!r}).load_model({str(means_path)!r}, "CPU")
         with Pipeline(model, [[np.zeros((32, 32, 3), np.uint8)] * 3]) as pipe:
             assert len(list(pipe)) == 3
         try:
