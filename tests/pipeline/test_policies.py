@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -103,3 +104,15 @@ def test_latest_keeps_latency_bounded_behind_a_slow_consumer(means_model):
     assert max(ages[depth + 2 :]) <= 40, ages
     assert stats.dropped["buffer_full"] > 0
     assert pipeline_threads() == []
+
+
+def test_a_camera_whose_every_frame_goes_stale_still_ends(means_model):
+    source = [np.zeros((32, 32, 3), np.uint8)] * 10
+    with Pipeline(means_model, [source], staleness_ms=1e-6) as pipe:
+        guard = threading.Timer(60, pipe.stop)  # a hang fails below instead of hanging
+        guard.start()
+        results = list(pipe)
+        guard.cancel()
+        guard.join()
+        stats = pipe.stats()["cam0"]
+    assert results == [] and stats.dropped == {"stale": 10}

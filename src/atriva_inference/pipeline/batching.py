@@ -171,6 +171,7 @@ class Scheduler:
                     and time.monotonic() - frame.captured_at > self.staleness_s
                 ):
                     camera.drop("stale")
+                    self.shared.ready.notify_all()  # that may have been its last frame
                     continue
                 camera.outstanding.append(frame)
                 self._next = index + 1
