@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 import time
 
 import numpy as np
@@ -222,3 +223,25 @@ def test_closing_the_model_under_a_running_pipeline_ends_it_with_the_error(means
     assert stats.in_flight == 0 and stats.state == "ended"
     assert isinstance(stats.error, ModelClosedError)
     assert pipeline_threads() == []
+
+
+def test_a_slow_camera_does_not_hold_back_the_others(means_model, bikes):
+    def slow():
+        image = np.zeros((32, 32, 3), np.uint8)
+        while True:
+            yield image
+            time.sleep(0.5)
+
+    street = 0
+    with Pipeline(means_model, {"slow": slow, "street": bikes}) as pipe:
+        guard = threading.Timer(60, pipe.stop)  # a stall fails below instead of hanging
+        guard.start()
+        for result in pipe:
+            street += result.camera == "street"
+            if street == BIKES_FRAMES:
+                break
+        guard.cancel()
+        guard.join()
+        stats = pipe.stats()
+    assert street == BIKES_FRAMES and stats["street"].dropped == {}
+    assert stats["slow"].captured < BIKES_FRAMES  # it kept its own pace meanwhile
