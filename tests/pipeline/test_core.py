@@ -245,3 +245,9 @@ def test_a_slow_camera_does_not_hold_back_the_others(means_model, bikes):
         stats = pipe.stats()
     assert street == BIKES_FRAMES and stats["street"].dropped == {}
     assert stats["slow"].captured < BIKES_FRAMES  # it kept its own pace meanwhile
+
+
+def test_an_empty_source_with_loop_ends(means_model):
+    with Pipeline(means_model, [[]], loop=True) as pipe:
+        assert list(pipe) == []
+        assert pipe.stats()["cam0"].state == "ended"

@@ -176,7 +176,7 @@ class Camera:
                 if stopping.is_set():
                     return
                 if source.kind != "live":
-                    if source.loop:
+                    if source.loop and connected_at is not None:  # (an empty one would spin)
                         continue
                     self._set_state("ended")
                     return
