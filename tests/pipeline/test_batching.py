@@ -22,6 +22,8 @@ def test_stack_and_split_keep_a_batch_dimension_of_one():
     assert named["x"].shape == (2, 4, 4, 3)
     parts = split_outputs({"y": Tensor(np.arange(6.0).reshape(2, 3))}, 2)
     assert [part["y"].to_numpy().tolist() for part in parts] == [[[0, 1, 2]], [[3, 4, 5]]]
+    with pytest.raises(InvalidInputError, match=r"one shape, got \[1, 4, 4, 3\], \[1, 2, 2, 3\]"):
+        stack_inputs([a, np.zeros((1, 2, 2, 3), np.uint8)])
     with pytest.raises(InferenceFailedError, match="expected a batch of 3 on axis 0"):
         split_outputs({"y": Tensor(np.zeros((2, 3)))}, 3)
 

@@ -16,7 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InferenceFailedError, InferenceRuntimeError, ModelClosedError
+from ..errors import (
+    InferenceFailedError,
+    InferenceRuntimeError,
+    InvalidInputError,
+    ModelClosedError,
+)
 from ..execution import AsyncQueue, AsyncResult
 from ..tensor import Tensor
 from .camera import Camera, Shared
@@ -42,9 +47,15 @@ def stack_inputs(inputs: Sequence[Any]) -> Any:
     first = inputs[0]
     if isinstance(first, Mapping):
         return {name: stack_inputs([item[name] for item in inputs]) for name in first}
-    if isinstance(first, Tensor):
-        return Tensor(np.concatenate([item.to_numpy() for item in inputs]), first.layout)
-    return np.concatenate([np.asarray(item) for item in inputs])
+    arrays = [item.to_numpy() if isinstance(item, Tensor) else np.asarray(item) for item in inputs]
+    if len({array.shape for array in arrays}) > 1:
+        shapes = ", ".join(str(list(array.shape)) for array in arrays)
+        raise InvalidInputError(
+            f"frames batched together must have one shape, got {shapes}: pass size=(width, "
+            f"height) for cameras of different resolutions"
+        )
+    batch = np.concatenate(arrays)
+    return Tensor(batch, first.layout) if isinstance(first, Tensor) else batch
 
 
 def split_outputs(outputs: Mapping[str, Tensor], count: int) -> list[dict[str, Tensor]]:
