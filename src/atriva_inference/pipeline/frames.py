@@ -1,7 +1,7 @@
 """Frames: what a camera captured, what the consumer gets, and the one conversion between.
 
-PyAV is imported here, on first use, and nowhere else in the package: a pipeline of numpy
-frames at the model's size runs without it.
+PyAV is imported through :func:`require_av` only, on first use: a pipeline of numpy frames
+at the model's size runs without it.
 """
 
 from __future__ import annotations
