@@ -37,7 +37,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -530,14 +529,6 @@ def _options(args: argparse.Namespace, decoder: str | None) -> dict[str, Any]:
     return options
 
 
-def _results(pipe: Any) -> Iterator[Any]:
-    """The pipeline's results until it ends; Ctrl-C stops it like ``--seconds`` does."""
-    try:
-        yield from pipe
-    except KeyboardInterrupt:
-        pipe.stop()
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``atriva-infer pipeline``; return the exit status."""
     from ..pipeline import Pipeline
@@ -568,8 +559,9 @@ def run(args: argparse.Namespace) -> int:
             if args.seconds is not None:
                 timer.daemon = True
                 timer.start()
-            with _LiveTable(pipe, tallies):
-                for result in _results(pipe):
+            # Ctrl-C ends the run like --seconds does: the summary still follows
+            with _LiveTable(pipe, tallies), contextlib.suppress(KeyboardInterrupt):
+                for result in pipe:
                     _consume(result, tallies, writers)
             elapsed = time.perf_counter() - started
             timer.cancel()
