@@ -57,6 +57,8 @@ PROTOCOLS = ("http_binary", "http_json", "grpc")
 BATCH = 4  # the batch the @serve.batch probe forms
 OVERHEAD_MS_MAX = 10.0  # a 600 KB image over binary HTTP or gRPC adds single-digit ms
 THROUGHPUT_RATIO_MIN = 0.9  # server with 8 clients / the async queue on the same model
+#: Throughput rounds last this many times ``seconds``: a heavy model answers few per second.
+THROUGHPUT_SPAN = 3
 READY_TIMEOUT_S = 300.0  # a Ray cluster on 2 busy cores takes a while
 STOP_TIMEOUT_S = 90.0
 
@@ -449,16 +451,17 @@ def throughput(
     batches = [models["batched"].make_inputs(seed) for seed in range(CLIENTS)]
     names = ["queue", *clients, *(["queue_batch"] if batched_model is not None else [])]
     per_round: dict[str, list[float]] = {name: [] for name in names}
+    span = settings.seconds * THROUGHPUT_SPAN
     meter = report.LoadMeter()
     for order in _rotations(names, settings.rounds):
         for name in order:
             if name == "queue":
-                per_round[name].append(queue_throughput(model, frames, settings.seconds))
+                per_round[name].append(queue_throughput(model, frames, span))
             elif name == "queue_batch":
-                rate = queue_throughput(batched_model, batches, settings.seconds)
+                rate = queue_throughput(batched_model, batches, span)
                 per_round[name].append(rate * BATCH)
             else:
-                latencies, wall = timed(clients[name], settings.seconds)
+                latencies, wall = timed(clients[name], span)
                 per_round[name].append(len(latencies) / wall)
     queue = per_round["queue"]
     return {
