@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import BackendUnavailableError
 from .base import Backend
 
-__all__ = ["BACKENDS", "BackendStatus", "available_backends", "create_backend", "install_hint"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_BACKENDS",
+    "BackendStatus",
+    "available_backends",
+    "choose_backend",
+    "create_backend",
+    "install_hint",
+]
 
 
 class _Entry(NamedTuple):
@@ -32,6 +41,9 @@ BACKENDS: dict[str, _Entry] = {
         "tensorrt",
     ),
 }
+
+#: Tried in this order when no backend is named (CLI, server): the first usable one wins.
+DEFAULT_BACKENDS = ("openvino", "onnxruntime")
 
 
 class BackendStatus(NamedTuple):
@@ -103,3 +115,20 @@ def available_backends() -> list[BackendStatus]:
         else:
             statuses.append(BackendStatus(name, False, "installed, but sees no device here", ()))
     return statuses
+
+
+def choose_backend(
+    requested: str | None = None, statuses: Sequence[BackendStatus] | None = None
+) -> str:
+    """``requested`` as given, or the first usable of :data:`DEFAULT_BACKENDS` (``statuses``:
+    what :func:`available_backends` already said, to avoid asking again)."""
+    if requested is not None:
+        return requested
+    known = {status.name: status for status in statuses or available_backends()}
+    for name in DEFAULT_BACKENDS:
+        if name in known and known[name].usable:
+            return name
+    reasons = "; ".join(
+        f"{name}: {known[name].reason}" for name in DEFAULT_BACKENDS if name in known
+    )
+    raise BackendUnavailableError(f"no usable backend ({reasons})")

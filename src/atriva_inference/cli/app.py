@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._layouts import infer_layout
-from ..backends import BackendStatus, available_backends
+from ..backends import available_backends, choose_backend
 from ..errors import BackendUnavailableError, InferenceRuntimeError, InvalidInputError
 from ..model import Model
 from ..profiling import CallTimes
@@ -24,28 +22,14 @@ from . import bench
 from . import pipeline as pipeline_command
 from . import serve as serve_command
 from .inputs import make_random_inputs, parse_shapes, read_inputs
-from .parser import DEFAULT_BACKENDS, PROG, build_parser
+from .options import PROG, check_writable, write_json
+from .parser import build_parser
 from .text import array_dtype, one_line, port_fields, summarize
 
 __all__ = ["main"]
 
 
 # -- helpers -------------------------------------------------------------------------------
-def _choose_backend(requested: str | None, known: Sequence[BackendStatus] | None = None) -> str:
-    """``requested`` as given, or the first usable of :data:`DEFAULT_BACKENDS`."""
-    if requested is not None:
-        return requested
-    statuses = {status.name: status for status in known or available_backends()}
-    for name in DEFAULT_BACKENDS:
-        status = statuses.get(name)
-        if status is not None and status.usable:
-            return name
-    reasons = "; ".join(
-        f"{name}: {statuses[name].reason}" for name in DEFAULT_BACKENDS if name in statuses
-    )
-    raise BackendUnavailableError(f"no usable backend ({reasons})")
-
-
 def _load(runtime: InferenceRuntime, args: argparse.Namespace) -> Model:
     return runtime.load_model(
         args.model, args.device, precision=args.precision, dynamic=args.dynamic
@@ -68,7 +52,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         devices = ", ".join(status.devices) or "-"
         state = "usable" if status.usable else "unusable"
         print(f"  {status.name:<12} {state:<9} devices={devices:<12} {status.reason}")
-    backend = _choose_backend(args.backend, statuses)
+    backend = choose_backend(args.backend, statuses)
     with InferenceRuntime(backend, cache_dir=args.cache_dir) as runtime:
         model = _load(runtime, args)
         cache = "yes" if model.loaded_from_cache else "no"
@@ -90,7 +74,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    backend = _choose_backend(args.backend)
+    backend = choose_backend(args.backend)
     with InferenceRuntime(backend, cache_dir=args.cache_dir) as runtime:
         model = _load(runtime, args)
         print(
@@ -186,11 +170,6 @@ def _split_list(text: str, what: str) -> list[str]:
     return list(dict.fromkeys(items))  # keep order, drop repeats
 
 
-def _check_writable(path: str | None, option: str) -> None:
-    if path is not None and not Path(path).resolve().parent.is_dir():
-        raise InvalidInputError(f"{option} {path}: the folder '{Path(path).parent}' does not exist")
-
-
 def _inputs_line(inputs: dict[str, np.ndarray], seed: int) -> str:
     parts = [f"{name} {format_signature(array_dtype(a), a.shape)}" for name, a in inputs.items()]
     return f"{', '.join(parts) or '(none)'} (random, seed {seed})"
@@ -208,12 +187,6 @@ def _mode_text(result: bench.BenchResult) -> str:
     return result.mode
 
 
-def _write_json(path: str, data: dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as file:
-        json.dump(data, file, indent=2)
-        file.write("\n")
-
-
 def _cmd_bench(args: argparse.Namespace) -> int:
     precisions: list[str | None] = (
         [None] if args.precision is None else _split_list(args.precision, "--precision")
@@ -227,10 +200,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             reasons = "; ".join(f"{status.name}: {status.reason}" for status in statuses)
             raise BackendUnavailableError(f"--compare: no usable backend ({reasons})")
     else:
-        backends = [_choose_backend(None)]
+        backends = [choose_backend(None)]
     comparing = args.compare or len(backends) > 1 or len(precisions) > 1
-    _check_writable(args.json, "--json")
-    _check_writable(args.trace, "--trace")
+    check_writable(args.json, "--json")
+    check_writable(args.trace, "--trace")
     if args.trace is not None and comparing:
         raise InvalidInputError(
             "--trace records one configuration: drop --compare and the comma lists"
@@ -305,7 +278,7 @@ def _bench_one(
                 "inputs": {name: list(a.shape) for name, a in inputs.items()},
                 "profile": profile.to_dict(),
             }
-            _write_json(args.json, data)
+            write_json(args.json, data)
             print(f"json:        {args.json}")
     return 0
 
@@ -400,7 +373,7 @@ def _bench_compare(
                 }
             )
         data["compare"] = [row.to_dict() for row in rows]
-        _write_json(args.json, data)
+        write_json(args.json, data)
         print(f"json:    {args.json}")
     if first is None:
         raise InferenceRuntimeError("no configuration could be measured (see the table)")

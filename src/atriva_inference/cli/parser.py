@@ -1,30 +1,30 @@
 """The ``atriva-infer`` argument parser.
 
 Every command that loads a model takes ``MODEL`` and the same load options, added by
-:func:`add_model_options` (one definition; ``bench`` lets ``--backend`` and ``--precision``
-take comma lists through the same helper). A new command builds on it and adds its own
-positional arguments after ``MODEL``.
+:func:`~.options.add_model_options` (one definition, in :mod:`.options`; ``bench`` lets
+``--backend`` and ``--precision`` take comma lists through the same helper). ``pipeline``
+and ``serve`` register themselves from their own modules.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from .. import __version__
 from . import pipeline as pipeline_command
 from . import serve as serve_command
 from .bench import DEFAULT_REQUESTS, DEFAULT_SECONDS, DEFAULT_WARMUP, MODES
 from .inputs import DEFAULT_DYNAMIC_SIZE, INT_HIGH
+from .options import (
+    PROG,
+    add_model_options,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
-__all__ = ["DEFAULT_BACKENDS", "PROG", "add_model_options", "build_parser"]
-
-PROG = "atriva-infer"
-
-#: Backends tried, in order, when ``--backend`` is not given: the first usable one wins.
-DEFAULT_BACKENDS = ("openvino", "onnxruntime")
+__all__ = ["PROG", "add_model_options", "build_parser"]
 
 _RANDOM_HELP = (
     "Random inputs (when no --input is given): a dynamic first dimension becomes 1 (batch of "
@@ -34,75 +34,6 @@ _RANDOM_HELP = (
     "--seed makes them reproducible."
 )
 
-Number = TypeVar("Number", int, float)
-
-
-def _number(
-    convert: Callable[[str], Number], what: str, ok: Callable[[Number], bool]
-) -> Callable[[str], Number]:
-    """An argparse ``type`` that converts with ``convert`` and accepts what ``ok`` accepts."""
-
-    def parse(text: str) -> Number:
-        try:
-            value = convert(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from exc
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
-        return value
-
-    return parse
-
-
-_positive_int = _number(int, "a positive integer", lambda value: value >= 1)
-_non_negative_int = _number(int, "an integer >= 0", lambda value: value >= 0)
-_positive_float = _number(float, "a positive number", lambda value: 0 < value < math.inf)
-
-
-def add_model_options(parser: argparse.ArgumentParser, *, lists: bool = False) -> None:
-    """``MODEL`` and the load options: ``--backend``, ``--device``, ``--precision``,
-    ``--dynamic``, ``--cache-dir``. With ``lists``, ``--backend`` and ``--precision`` take
-    comma lists (each value is a configuration to compare)."""
-    parser.add_argument("model", metavar="MODEL", help="model file (.xml OpenVINO IR or .onnx)")
-    default = f"the first usable of {', '.join(DEFAULT_BACKENDS)}"
-    parser.add_argument(
-        "--backend",
-        metavar="NAME[,NAME..]" if lists else "NAME",
-        help=(
-            f"openvino, onnxruntime or tensorrt; a comma list compares them (default: {default}; "
-            "with --compare: every usable one)"
-            if lists
-            else f"openvino, onnxruntime or tensorrt (default: {default})"
-        ),
-    )
-    parser.add_argument(
-        "--device",
-        default="AUTO",
-        help="AUTO (first present of GPU, NPU, CPU), CPU, GPU, GPU.1, NPU (default: AUTO); "
-        "an absent device is an error, never a silent fallback",
-    )
-    parser.add_argument(
-        "--precision",
-        metavar="P[,P..]" if lists else "FP32|BF16|FP16",
-        help=(
-            "execution precision, FP32 (F32), BF16, FP16 (default: the model's own); a comma "
-            "list such as f32,bf16 compares them"
-            if lists
-            else "execution precision (default: the model's own)"
-        ),
-    )
-    parser.add_argument(
-        "--dynamic",
-        action="store_true",
-        help="free dims the model declares static but does not need (N, H, W of image "
-        "inputs), e.g. for fully convolutional detectors exported at one size",
-    )
-    parser.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        help="cache compiled models in DIR; a later load of the same model reuses them",
-    )
-
 
 def _add_random_options(parser: argparse.ArgumentParser, dynamic_help: str) -> None:
     parser.add_argument(
@@ -110,7 +41,7 @@ def _add_random_options(parser: argparse.ArgumentParser, dynamic_help: str) -> N
     )
     parser.add_argument(
         "--dynamic-size",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_DYNAMIC_SIZE,
         metavar="N",
         help=f"size of dynamic dimensions {dynamic_help} (default: {DEFAULT_DYNAMIC_SIZE})",
@@ -168,7 +99,7 @@ def _add_run(commands: Any) -> None:
     run.add_argument(
         "--iterations",
         "-n",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="run N times and report the median latency (default: 1)",
@@ -200,23 +131,23 @@ def _add_bench(commands: Any) -> None:
     length.add_argument(
         "--seconds",
         "-t",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help=f"measure for S seconds (default: {DEFAULT_SECONDS:g})",
     )
     length.add_argument(
-        "--iterations", "-n", type=_positive_int, metavar="N", help="measure exactly N iterations"
+        "--iterations", "-n", type=positive_int, metavar="N", help="measure exactly N iterations"
     )
     bench.add_argument(
         "--warmup",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=DEFAULT_WARMUP,
         metavar="N",
         help=f"iterations run first and not counted (default: {DEFAULT_WARMUP})",
     )
     bench.add_argument(
         "--requests",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_REQUESTS,
         metavar="N",
         help="frames in flight with --mode async (default: the backend's optimal number)",

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import re
 import sys
 import threading
@@ -42,11 +41,20 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from ..backends import available_backends
-from ..errors import BackendUnavailableError, InvalidInputError
+from ..backends import choose_backend
+from ..errors import InvalidInputError
 from ..runtime import InferenceRuntime
 from ..vision.centerface import OUTPUT_NAMES as CENTERFACE_OUTPUT_NAMES
 from ..vision.tensorflow import OUTPUT_NAMES as TF_OUTPUT_NAMES
+from .options import (
+    add_model_options,
+    check_writable,
+    fraction,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    write_json,
+)
 
 __all__ = ["DECODERS", "add_command", "run"]
 
@@ -56,9 +64,6 @@ POLICIES = ("auto", "wait", "latest", "drop_newest")
 #: The outputs each decoder reads (TF frozen graphs add ``:0`` to the names).
 DECODER_OUTPUTS = {"tf-od": TF_OUTPUT_NAMES, "centerface": CENTERFACE_OUTPUT_NAMES}
 DEFAULT_SCORE = 0.5
-#: Tried in this order without ``--backend`` (``parser.DEFAULT_BACKENDS``, which this module
-#: cannot import: the parser imports it).
-DEFAULT_BACKENDS = ("openvino", "onnxruntime")
 #: How often the live table is redrawn (per second).
 REFRESH_PER_SECOND = 2
 #: A camera's name in ``NAME=SOURCE``: a word, never a URL's scheme or a path.
@@ -67,18 +72,9 @@ _SIZE = re.compile(r"^(\d+)[xX](\d+)$")
 
 
 def add_command(commands: Any) -> None:
-    """Register the ``pipeline`` subcommand on the ``atriva-infer`` parser.
-
-    ``MODEL`` and the load options are ``info``'s (``parser.add_model_options``), taken as
-    an argparse parent: this module cannot import the parser, which imports it.
-    """
-    info = commands.choices.get("info")
-    if info is None:
-        raise RuntimeError("the 'info' command (MODEL and the load options) is not registered")
+    """Register the ``pipeline`` subcommand on the ``atriva-infer`` parser."""
     parser = commands.add_parser(
         "pipeline",
-        parents=[info],
-        conflict_handler="resolve",  # both have -h/--help: keep one
         help="run MODEL on cameras/files, with a live status table per camera",
         description="Run MODEL on every SOURCE (a video file, an rtsp:// / http(s):// / "
         "tcp:// URL; NAME=SOURCE names the camera) through one pipeline: a live table per "
@@ -89,6 +85,7 @@ def add_command(commands: Any) -> None:
         "(detection_boxes, detection_scores, detection_classes). Errors print one line and "
         "exit with status 2; so does a camera that failed.",
     )
+    add_model_options(parser)
     parser.add_argument(
         "sources",
         nargs="+",
@@ -98,7 +95,7 @@ def add_command(commands: Any) -> None:
     parser.add_argument(
         "--seconds",
         "-t",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help="stop after S seconds (default: when every camera has ended, or Ctrl-C)",
     )
@@ -110,11 +107,11 @@ def add_command(commands: Any) -> None:
         "drop_newest; auto: wait for files, latest for live URLs (default: auto)",
     )
     parser.add_argument(
-        "--fps", type=_positive_float, metavar="F", help="at most F frames per second per camera"
+        "--fps", type=positive_float, metavar="F", help="at most F frames per second per camera"
     )
     parser.add_argument(
         "--max-batch",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="batch up to N cameras' frames in one inference (default: 1, per-camera async; "
@@ -122,7 +119,7 @@ def add_command(commands: Any) -> None:
     )
     parser.add_argument(
         "--max-delay-ms",
-        type=_non_negative_float,
+        type=non_negative_float,
         metavar="MS",
         help="with --max-batch: wait at most MS after a batch's first frame",
     )
@@ -138,7 +135,7 @@ def add_command(commands: Any) -> None:
     )
     parser.add_argument(
         "--score",
-        type=_fraction,
+        type=fraction,
         default=DEFAULT_SCORE,
         metavar="S",
         help=f"keep detections scoring above S (default: {DEFAULT_SCORE})",
@@ -150,46 +147,6 @@ def add_command(commands: Any) -> None:
         help="write the frames with their boxes as a video (FILE-<camera>.<suffix> each "
         "when there are several cameras)",
     )
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from exc
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from exc
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from exc
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
-    return value
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -492,29 +449,6 @@ def summary(
 
 
 # -- the command ---------------------------------------------------------------------------
-def _choose_backend(requested: str | None) -> str:
-    """``requested``, or the first usable of :data:`DEFAULT_BACKENDS` (as ``info`` does)."""
-    if requested is not None:
-        return requested
-    statuses = {status.name: status for status in available_backends()}
-    for name in DEFAULT_BACKENDS:
-        if name in statuses and statuses[name].usable:
-            return name
-    reasons = "; ".join(f"{n}: {statuses[n].reason}" for n in DEFAULT_BACKENDS if n in statuses)
-    raise BackendUnavailableError(f"no usable backend ({reasons})")
-
-
-def _check_writable(path: str | None, option: str) -> None:
-    if path is not None and not Path(path).resolve().parent.is_dir():
-        raise InvalidInputError(f"{option} {path}: the folder '{Path(path).parent}' does not exist")
-
-
-def _write_json(path: str, data: dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as file:
-        json.dump(data, file, indent=2)
-        file.write("\n")
-
-
 def _options(args: argparse.Namespace, decoder: str | None) -> dict[str, Any]:
     options: dict[str, Any] = {
         "policy": args.policy,
@@ -534,9 +468,9 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
 
     cameras = camera_sources(args.sources)
-    _check_writable(args.json, "--json")
-    _check_writable(args.output, "--output")
-    backend = _choose_backend(args.backend)
+    check_writable(args.json, "--json")
+    check_writable(args.output, "--output")
+    backend = choose_backend(args.backend)
     with InferenceRuntime(backend, cache_dir=args.cache_dir) as runtime:
         model = runtime.load_model(
             args.model, args.device, precision=args.precision, dynamic=args.dynamic
@@ -572,7 +506,7 @@ def run(args: argparse.Namespace) -> int:
         data = summary(args, model, cameras, decoder, stats, tallies, elapsed, writers)
     _print_summary(stats, tallies, data)
     if args.json is not None:
-        _write_json(args.json, data)
+        write_json(args.json, data)
         print(f"json: {args.json}")
     failed = {name: s.error for name, s in stats.items() if s.state == "failed"}
     for name, error in failed.items():

@@ -20,30 +20,9 @@ from typing import Any
 
 from ..backends import install_hint
 from ..errors import BackendUnavailableError, InvalidInputError
+from .options import PROG, add_load_options, port, positive_int
 
 __all__ = ["add_command", "run"]
-
-PROG = "atriva-infer"
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a port 0..65535, got {text!r}") from exc
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port 0..65535 (0: a free one), got {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def add_command(commands: Any) -> None:
@@ -78,30 +57,7 @@ def add_command(commands: Any) -> None:
         metavar="NAME=PATH",
         help="serve the model at PATH as NAME; repeat for more models",
     )
-    serve.add_argument(
-        "--backend",
-        metavar="NAME",
-        help="openvino, onnxruntime or tensorrt (default: the first usable of openvino, "
-        "onnxruntime)",
-    )
-    serve.add_argument(
-        "--device",
-        default="AUTO",
-        help="AUTO (first present of GPU, NPU, CPU), CPU, GPU, GPU.1, NPU (default: AUTO)",
-    )
-    serve.add_argument(
-        "--precision",
-        metavar="FP32|BF16|FP16",
-        help="execution precision (default: the model's own)",
-    )
-    serve.add_argument(
-        "--dynamic",
-        action="store_true",
-        help="free dims the models declare static but do not need (N, H, W of image inputs)",
-    )
-    serve.add_argument(
-        "--cache-dir", metavar="DIR", help="cache compiled models in DIR for later starts"
-    )
+    add_load_options(serve)
     serve.add_argument(
         "--host",
         default=DEFAULT_HOST,
@@ -110,21 +66,21 @@ def add_command(commands: Any) -> None:
     )
     serve.add_argument(
         "--http-port",
-        type=_port,
+        type=port,
         default=DEFAULT_HTTP_PORT,
         metavar="PORT",
         help=f"REST port (default: {DEFAULT_HTTP_PORT}; 0 picks a free one)",
     )
     serve.add_argument(
         "--grpc-port",
-        type=_port,
+        type=port,
         default=DEFAULT_GRPC_PORT,
         metavar="PORT",
         help=f"gRPC port (default: {DEFAULT_GRPC_PORT}; 0 picks a free one)",
     )
     serve.add_argument(
         "--max-queue",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_MAX_QUEUE,
         metavar="N",
         help="requests per model that may wait for it; more get HTTP 503 / gRPC UNAVAILABLE "
@@ -136,7 +92,7 @@ def add_command(commands: Any) -> None:
         help="serve on Ray Serve (extra [ray]): a local Ray cluster, or --ray-address's",
     )
     serve.add_argument(
-        "--replicas", type=_positive, metavar="N", help="Ray Serve replicas (with --ray)"
+        "--replicas", type=positive_int, metavar="N", help="Ray Serve replicas (with --ray)"
     )
     serve.add_argument(
         "--ray-address",

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..errors import BackendUnavailableError, InvalidInputError
+from ..backends import choose_backend
+from ..errors import InvalidInputError
 from ..execution import AsyncQueue
 from ..model import Model
 from ..runtime import InferenceRuntime
@@ -34,7 +35,6 @@ from .metrics import Metrics, ModelMetrics
 from .protocol import datatype_of
 
 __all__ = [
-    "DEFAULT_BACKENDS",
     "EXTENSIONS",
     "SERVER_NAME",
     "VERSION",
@@ -48,7 +48,6 @@ VERSION = "1"
 #: Protocol extensions this server implements (``GET /v2``, ``ServerMetadata``).
 EXTENSIONS = ("binary_tensor_data",)
 #: Backends tried, in order, when the configuration names none.
-DEFAULT_BACKENDS = ("openvino", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -464,12 +463,4 @@ def _admits(info: TensorInfo, declared: str, shape: tuple[int, ...]) -> bool:
 
 
 def _runtime(backend: str | None, cache_dir: str | os.PathLike[str] | None) -> InferenceRuntime:
-    if backend is not None:
-        return InferenceRuntime(backend, cache_dir=cache_dir)
-    reasons = []
-    for name in DEFAULT_BACKENDS:
-        try:
-            return InferenceRuntime(name, cache_dir=cache_dir)
-        except BackendUnavailableError as exc:
-            reasons.append(f"{name}: {exc}")
-    raise BackendUnavailableError(f"no usable backend ({'; '.join(reasons)})")
+    return InferenceRuntime(choose_backend(backend), cache_dir=cache_dir)

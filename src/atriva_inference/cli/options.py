@@ -1,0 +1,127 @@
+"""What every ``atriva-infer`` command shares, defined once: the argument types, the load
+options (``--backend``, ``--device``, ``--precision``, ``--dynamic``, ``--cache-dir``) and
+the small file helpers. The lowest module of the CLI: every command imports it, it imports
+no command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..backends import DEFAULT_BACKENDS
+from ..errors import InvalidInputError
+
+__all__ = [
+    "PROG",
+    "add_load_options",
+    "add_model_options",
+    "check_writable",
+    "fraction",
+    "non_negative_float",
+    "non_negative_int",
+    "port",
+    "positive_float",
+    "positive_int",
+    "write_json",
+]
+
+PROG = "atriva-infer"
+
+Number = TypeVar("Number", int, float)
+
+
+def _number(
+    convert: Callable[[str], Number], what: str, ok: Callable[[Number], bool]
+) -> Callable[[str], Number]:
+    """An argparse ``type`` that converts with ``convert`` and accepts what ``ok`` accepts."""
+
+    def parse(text: str) -> Number:
+        try:
+            value = convert(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from exc
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return value
+
+    return parse
+
+
+positive_int = _number(int, "a positive integer", lambda value: value >= 1)
+non_negative_int = _number(int, "an integer >= 0", lambda value: value >= 0)
+positive_float = _number(float, "a positive number", lambda value: 0 < value < math.inf)
+non_negative_float = _number(float, "a number >= 0", lambda value: 0 <= value < math.inf)
+fraction = _number(float, "a number in [0, 1)", lambda value: 0 <= value < 1)
+port = _number(int, "a port 0..65535 (0: a free one)", lambda value: 0 <= value <= 65535)
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, lists: bool = False) -> None:
+    """``MODEL`` and the load options (:func:`add_load_options`)."""
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="model file: OpenVINO IR (.xml), ONNX (.onnx); with openvino also TensorFlow "
+        "(.pb, SavedModel folder), TensorFlow Lite (.tflite), PaddlePaddle (.pdmodel)",
+    )
+    add_load_options(parser, lists=lists)
+
+
+def add_load_options(parser: argparse.ArgumentParser, *, lists: bool = False) -> None:
+    """``--backend``, ``--device``, ``--precision``, ``--dynamic``, ``--cache-dir``. With
+    ``lists``, ``--backend`` and ``--precision`` take comma lists (each value is a
+    configuration to compare)."""
+    default = f"the first usable of {', '.join(DEFAULT_BACKENDS)}"
+    parser.add_argument(
+        "--backend",
+        metavar="NAME[,NAME..]" if lists else "NAME",
+        help=(
+            f"openvino, onnxruntime or tensorrt; a comma list compares them (default: {default}; "
+            "with --compare: every usable one)"
+            if lists
+            else f"openvino, onnxruntime or tensorrt (default: {default})"
+        ),
+    )
+    parser.add_argument(
+        "--device",
+        default="AUTO",
+        help="AUTO (first present of GPU, NPU, CPU), CPU, GPU, GPU.1, NPU (default: AUTO); "
+        "an absent device is an error, never a silent fallback",
+    )
+    parser.add_argument(
+        "--precision",
+        metavar="P[,P..]" if lists else "FP32|BF16|FP16",
+        help=(
+            "execution precision, FP32 (F32), BF16, FP16 (default: the model's own); a comma "
+            "list such as f32,bf16 compares them"
+            if lists
+            else "execution precision (default: the model's own)"
+        ),
+    )
+    parser.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="free dims the model declares static but does not need (N, H, W of image "
+        "inputs), e.g. for fully convolutional detectors exported at one size",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="cache compiled models in DIR; a later load of the same model reuses them",
+    )
+
+
+def check_writable(path: str | None, option: str) -> None:
+    """Refuse ``option``'s output ``path`` before any work when its folder does not exist."""
+    if path is not None and not Path(path).resolve().parent.is_dir():
+        raise InvalidInputError(f"{option} {path}: the folder '{Path(path).parent}' does not exist")
+
+
+def write_json(path: str, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` as indented JSON."""
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(data, file, indent=2)
+        file.write("\n")
