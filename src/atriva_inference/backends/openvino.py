@@ -29,6 +29,7 @@ from ..errors import (
 )
 from ..profiling import LayerRecord
 from ..tensor import TensorInfo
+from . import onnx_graph
 from .base import (
     Backend,
     BackendRequest,
@@ -253,12 +254,23 @@ class OpenVINOBackend(Backend):
         config = self._compile_config(device.name, options)
         started = time.perf_counter()
         what = f"backend 'openvino' cannot load '{path}' (read as {_FORMAT_NAMES[framework]})"
-        with _translate(ModelLoadError, what):
-            model = self._read(path, framework)
-            compiler = _Compiler(
-                self._core, model, device.name, config, options, tensorflow=framework == "tf"
-            )
-            compiled = compiler.compile(compiler.source)
+        try:
+            with _translate(ModelLoadError, what):
+                model = self._read(path, framework)
+                compiler = _Compiler(
+                    self._core, model, device.name, config, options, tensorflow=framework == "tf"
+                )
+                compiled = compiler.compile(compiler.source)
+        except ModelLoadError as exc:
+            if framework == "onnx":
+                # OpenVINO's converter says little about sequence or optional ports: name
+                # them and the backend that runs them. Checked only on failure, so a good
+                # model is still read once.
+                try:
+                    onnx_graph.refuse_non_tensor_ports(path, "openvino")
+                except ModelLoadError as clearer:
+                    raise clearer from exc
+            raise
         compile_ms = (time.perf_counter() - started) * 1e3
         return OpenVINOModel(compiled, compiler, compiler.source, compile_ms)
 
