@@ -98,7 +98,9 @@ def ray_server(conv, tmp_path_factory) -> Iterator[RayServer]:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own session: every Ray process it starts is in it
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # A cluster named by RAY_ADDRESS (or left by `ray start`) is not joined: without
+            # --ray-address the server starts its own; this one does not even exist.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "RAY_ADDRESS": "127.0.0.1:9"},
         )
     server = RayServer(process, log, http_port, grpc_port)
     try:
@@ -107,8 +109,9 @@ def ray_server(conv, tmp_path_factory) -> Iterator[RayServer]:
             assert process.poll() is None, log.read_text()[-4000:]
             assert time.monotonic() < deadline, "not ready in time:\n" + log.read_text()[-4000:]
             try:
+                # serving once the startup line is out (it follows serve.run) and conv is ready
                 with http_client(server.http_url) as client:
-                    if client.is_model_ready("conv"):
+                    if "on Ray Serve" in log.read_text() and client.is_model_ready("conv"):
                         break
             except (InferenceServerException, OSError):
                 pass

@@ -215,7 +215,9 @@ def run(config: ServeConfig, *, replicas: int = 1, address: str | None = None) -
     started_cluster = address is None
     if started_cluster:
         # One replica per CPU at most would leave replicas unscheduled on a small machine.
-        ray.init(include_dashboard=False, configure_logging=False)
+        # "local": a new cluster even where `ray start` left one (or its stale address file)
+        # or RAY_ADDRESS names one; ray.init() would join that instead.
+        ray.init(address="local", include_dashboard=False, configure_logging=False)
         replica_cpus = min(1.0, (os.cpu_count() or 1) / replicas)
     else:
         ray.init(address=address, configure_logging=False)
