@@ -1160,3 +1160,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print(f"wrote {args.json}")
     return 1 if (args.strict and misses) else 0
+
+
+def section_document(
+    args: argparse.Namespace, argv: Sequence[str] | None, section: str, earlier: set[str]
+) -> dict[str, Any]:
+    """The JSON document a later section adds its figures to: what the ``earlier`` sections
+    wrote in this run, or a new one (and then the section's header is printed)."""
+    if earlier & set(args.sections) and args.json.is_file():
+        with open(args.json, encoding="utf-8") as written:
+            return json.load(written)
+    machine = report.machine()
+    print(
+        f"atriva-inference benchmark, {section} section{' -- quick' if args.quick else ''}\n"
+        f"machine: {machine['cpu']}, {machine['cores']} cores "
+        f"({machine['cores_usable']} usable), python {machine['python']}",
+        flush=True,
+    )
+    return {
+        "schema": SCHEMA,
+        "command": ["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)],
+        "machine": machine,
+        "versions": report.versions(),
+        "checks": [],
+    }

@@ -697,25 +697,8 @@ def main(argv: Sequence[str] | None = None, document: dict[str, Any] | None = No
     args = runtime.parse_args(argv)
     if SECTION not in args.sections:
         return 0
-    earlier = {"runtime", "frames", "pipeline"} & set(args.sections)
-    if document is None and earlier and args.json.is_file():
-        with open(args.json, encoding="utf-8") as written:
-            document = json.load(written)
     if document is None:
-        machine = report.machine()
-        document = {
-            "schema": runtime.SCHEMA,
-            "command": ["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)],
-            "machine": machine,
-            "versions": report.versions(),
-            "checks": [],
-        }
-        print(
-            f"atriva-inference benchmark, serve section{' -- quick' if args.quick else ''}\n"
-            f"machine: {machine['cpu']}, {machine['cores']} cores "
-            f"({machine['cores_usable']} usable), python {machine['python']}",
-            flush=True,
-        )
+        document = runtime.section_document(args, argv, SECTION, {"runtime", "frames", "pipeline"})
     settings = ServeSettings.make(
         quick=args.quick, model=args.model, seconds=args.seconds, rounds=args.rounds
     )
