@@ -20,6 +20,7 @@ from ..runtime import InferenceRuntime
 from ..tensor import Tensor, TensorInfo, format_signature
 from . import bench
 from . import pipeline as pipeline_command
+from . import quantize as quantize_command
 from . import serve as serve_command
 from .inputs import make_random_inputs, parse_shapes, read_inputs
 from .options import PROG, check_writable, write_json
@@ -394,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": _cmd_bench,
         "pipeline": pipeline_command.run,
         "serve": serve_command.run,
+        "quantize": quantize_command.run,
     }[args.command]
     try:
         return command(args)

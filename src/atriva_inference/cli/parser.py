@@ -2,8 +2,8 @@
 
 Every command that loads a model takes ``MODEL`` and the same load options, added by
 :func:`~.options.add_model_options` (one definition, in :mod:`.options`; ``bench`` lets
-``--backend`` and ``--precision`` take comma lists through the same helper). ``pipeline``
-and ``serve`` register themselves from their own modules.
+``--backend`` and ``--precision`` take comma lists through the same helper). ``pipeline``,
+``serve`` and ``quantize`` register themselves from their own modules.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import __version__
 from . import pipeline as pipeline_command
+from . import quantize as quantize_command
 from . import serve as serve_command
 from .bench import DEFAULT_REQUESTS, DEFAULT_SECONDS, DEFAULT_WARMUP, MODES
 from .inputs import DEFAULT_DYNAMIC_SIZE, INT_HIGH
@@ -49,7 +50,7 @@ def _add_random_options(parser: argparse.ArgumentParser, dynamic_help: str) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``atriva-infer`` parser: info, run, bench, pipeline and serve subcommands."""
+    """The ``atriva-infer`` parser: info, run, bench, pipeline, serve and quantize subcommands."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Inspect or run a model with atriva-inference (OpenVINO, ONNX Runtime, "
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(commands)
     pipeline_command.add_command(commands)
     serve_command.add_command(commands)
+    quantize_command.add_command(commands)
     return parser
 
 
