@@ -17,7 +17,7 @@ ROOT = "atriva_inference"
 #: Layers, lowest first. A module may import from its own layer or the ones below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("errors", ("errors",)),
-    ("value types", ("dtypes", "devices", "profiling", "shapes", "tensor", "_layouts")),
+    ("value types", ("dtypes", "devices", "precision", "profiling", "shapes", "tensor", "_layouts")),
     ("platform and run-time input plans", ("cuda", "_preparation")),
     ("backends", ("backends",)),
     ("engine", ("_engine",)),
@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("public names", ("",)),  # the package's __init__
     # Built on the public API, each imported on its own (optional extras): video, server.
     ("vision", ("vision",)),
-    ("applications", ("pipeline", "serve")),
+    ("applications", ("pipeline", "quantization", "serve")),
     ("command line", ("cli",)),
 ]
 
