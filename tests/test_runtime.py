@@ -44,9 +44,16 @@ def test_unknown_precision_is_invalid_input(runtime, backend, conv_net, precisio
         runtime.load_model(conv_net.path_for(backend), precision=precision)
 
 
-def test_int8_precision_explains_quantized_models(runtime, backend, conv_net):
-    with pytest.raises(InvalidInputError, match="quantized"):
+def test_int8_precision_refuses_a_float_model(runtime, backend, conv_net):
+    """INT8 means "require a quantized model": a float one is refused, closed, and the
+    error names the two compute layers that run FP32 and the quantize command."""
+    with pytest.raises(ModelLoadError, match="expected a quantized model") as caught:
         runtime.load_model(conv_net.path_for(backend), precision="INT8")
+    message = str(caught.value)
+    assert "2 compute layers all run FP32" in message, message
+    assert "atriva-infer quantize" in message, message
+    assert runtime._models == []  # nothing left loaded
+    assert runtime.load_model(conv_net.path_for(backend)).precision == "FP32"
 
 
 def test_explicit_fp32_is_the_default(runtime, backend, conv_net):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from ._engine import Engine, Inputs, Outputs
 from .errors import InvalidInputError
 from .execution import AsyncQueue, AsyncRequest, Stream
+from .precision import Quantization
 from .profiling import Profile
 from .shapes import ShapeCacheInfo
 from .tensor import TensorInfo
@@ -49,8 +50,17 @@ class Model:
 
     @property
     def precision(self) -> str:
-        """The execution precision really used (``"FP32"``, ``"BF16"``, ``"FP16"``)."""
+        """The execution precision really used: ``"INT8"`` when INT8 kernels run (a
+        quantized model; ``quantization`` says how many), else ``"FP32"``, ``"BF16"``,
+        ``"FP16"``."""
         return self._engine.loaded.precision
+
+    @property
+    def quantization(self) -> Quantization | None:
+        """How much of a quantized model really runs in INT8, and the precision of the rest
+        (``str()`` reads "28 of 32 compute layers in INT8, the rest in FP32"); ``None`` for
+        a float model."""
+        return self._engine.loaded.quantization
 
     @property
     def backend(self) -> str:
@@ -70,7 +80,12 @@ class Model:
         return self._engine.closed
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else f"{self.device}, {self.precision}"
+        if self.closed:
+            state = "closed"
+        else:
+            quantization = self.quantization
+            extra = f": {quantization}" if quantization is not None else ""
+            state = f"{self.device}, {self.precision}{extra}"
         return f"<Model {self.path!r} on {self.backend} ({state})>"
 
     def shape_cache_info(self) -> ShapeCacheInfo:

@@ -19,14 +19,15 @@ from .backends.base import LoadOptions, Normalization
 from .devices import Device, normalize_device, resolve_device
 from .errors import InvalidInputError, ModelClosedError, ModelLoadError
 from .model import Model
+from .precision import not_quantized_error, warn_if_mostly_float
 from .shapes import check_fits_in_memory, parse_shape
 from .tensor import DeviceTensor, Tensor, validate_layout
 
 __all__ = ["PRECISIONS", "InferenceRuntime"]
 
 #: Every execution precision a backend may accept (``None`` = the model's own); each backend
-#: says which it does (``Backend.precisions``). INT8 is TensorRT's, for an explicitly
-#: quantized (Q/DQ) model; elsewhere a quantized model runs INT8 as loaded.
+#: says which it does (``Backend.precisions``). INT8 requires a quantized (Q/DQ, FakeQuantize)
+#: model: a quantized model runs INT8 as loaded, INT8 makes sure it is one.
 PRECISIONS = ("FP32", "FP16", "BF16", "INT8")
 _PRECISION_ALIASES = {
     "F32": "FP32",
@@ -86,7 +87,11 @@ class InferenceRuntime:
         ``device``: ``"AUTO"`` (first present of GPU -> NPU -> CPU), ``"CPU"``, ``"GPU"``,
         ``"GPU.1"``, ``"NPU"``. An absent device raises ``DeviceUnavailableError``.
         ``precision``: ``None`` runs the model's own precision (f32 models in f32);
-        ``"BF16"``/``"FP16"`` opt into faster reduced precision where the device has it.
+        ``"BF16"``/``"FP16"`` opt into faster reduced precision where the device has it
+        (on a quantized model: for its float layers; ``precision`` still says ``"INT8"``);
+        ``"INT8"`` requires a quantized model (its float layers in FP32) and refuses a
+        model with no INT8 layer (``ModelLoadError`` naming ``atriva-infer quantize``).
+        A quantized model that runs mostly in float warns (``QuantizationWarning``).
         ``profiling=True`` records per-layer times (slower runs).
         ``layout``: the layout the model wants (``"NCHW"``, or ``{input: layout}``), where
         the model does not say and the 4-D guess would be wrong.
@@ -132,10 +137,11 @@ class InferenceRuntime:
             options = replace(options, dynamic=True)
             model = self._open(path, resolved, options, hints, shape_cache_size)
         try:
+            _check_quantization(model, options.precision)
             for spec in warmups:
                 model.run(_zeros_for(model, spec))
         except BaseException:
-            model.close()  # a refused warm-up shape leaves nothing loaded behind
+            model.close()  # a refused model or warm-up shape leaves nothing loaded behind
             raise
         self._models.append(model)
         return model
@@ -291,6 +297,13 @@ def _on_host(data: Any) -> bool:
     )
 
 
+def _check_quantization(model: Model, requested: str | None) -> None:
+    """Refuse ``precision="INT8"`` without INT8 layers; warn on a mostly-float INT8 model."""
+    if requested == "INT8" and model.precision != "INT8":
+        raise not_quantized_error(model.quantization, model.precision, model.path, model.backend)
+    warn_if_mostly_float(model.quantization, model.path, model.backend)
+
+
 def _normalize_precision(
     precision: str | None, backend: str, offered: tuple[str, ...]
 ) -> str | None:
@@ -302,11 +315,6 @@ def _normalize_precision(
         raise InvalidInputError(
             f"precision: expected None (the model's own) or one of {', '.join(offered)}, "
             f"got {precision!r}"
-            + (
-                f"; on {backend}, INT8 comes from a quantized model, which runs in INT8 as loaded"
-                if text == "INT8"
-                else ""
-            )
         )
     return text
 

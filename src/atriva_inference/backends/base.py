@@ -28,6 +28,7 @@ import numpy as np
 
 from ..devices import Device
 from ..errors import InferenceRuntimeError, ModelLoadError
+from ..precision import Quantization
 from ..profiling import LayerRecord, RequestStats
 from ..tensor import TensorInfo
 
@@ -82,7 +83,9 @@ class ErrorTranslator:
 class LoadOptions:
     """What ``load_model`` asks of a backend, already validated."""
 
-    precision: str | None = None  # None = the model's own precision; else "FP32"/"FP16"/"BF16"
+    #: None = the model's own precision; else "FP32"/"FP16"/"BF16" (the float layers), or
+    #: "INT8": a quantized model is required, its float layers run in FP32.
+    precision: str | None = None
     profiling: bool = False
     cache_dir: Path | None = None
     #: Free declared-static dims at load (N, H, W of image inputs; N of others).
@@ -249,7 +252,11 @@ class LoadedModel(ABC):
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     device: str
+    #: The precision really run: "INT8" when INT8 kernels run (``quantization`` says how
+    #: many), else the float precision ("FP32", "BF16", "FP16").
     precision: str
+    #: Set by backends that can tell from the executed graph; None for a float model.
+    quantization: Quantization | None = None
     loaded_from_cache: bool = False
     compile_ms: float = 0.0
     profiling: bool = False  # per-layer records requested at load
@@ -294,7 +301,7 @@ class Backend(ABC):
 
     name: ClassVar[str]
     #: The ``precision=`` values ``load_model`` accepts for this backend (besides None).
-    precisions: ClassVar[tuple[str, ...]] = ("FP32", "FP16", "BF16")
+    precisions: ClassVar[tuple[str, ...]] = ("FP32", "FP16", "BF16", "INT8")
 
     @abstractmethod
     def devices(self) -> list[str]:

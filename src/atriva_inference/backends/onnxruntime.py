@@ -33,6 +33,7 @@ from ..errors import (
     ModelClosedError,
     ModelLoadError,
 )
+from ..precision import Quantization, label, summarize
 from ..profiling import LayerRecord
 from ..tensor import TensorInfo
 from . import onnx_graph
@@ -173,7 +174,7 @@ class ONNXRuntimeBackend(Backend):
             if foreign is not None:
                 raise foreign
             raise ModelLoadError(f"backend 'onnxruntime' reads ONNX (.onnx), got '{path.name}'")
-        if options.precision not in (None, "FP32"):
+        if options.precision not in (None, "FP32", "INT8"):
             raise DeviceUnavailableError(
                 f"precision {options.precision} is not offered by ONNX Runtime on {device}: "
                 f"it runs the model's own precision (convert the model to FP16 beforehand, "
@@ -182,9 +183,19 @@ class ONNXRuntimeBackend(Backend):
         providers = _providers_for(device)
         started = time.perf_counter()
         source = _read(path, options)
-        session, from_cache = self._checked_session(source, providers, options, device)
+        # Only a model with quantization in its graph (or asked to be INT8) has its optimized
+        # graph written out and read back: a float model pays nothing.
+        quantized = _looks_quantized(source.data)
+        inspect = quantized or options.precision == "INT8"
+        session, from_cache, operators = self._checked_session(
+            source, providers, options, device, inspect=inspect
+        )
         compile_ms = (time.perf_counter() - started) * 1e3
-        return self._model(session, source, providers, options, device, compile_ms, from_cache)
+        model = self._model(session, source, providers, options, device, compile_ms, from_cache)
+        if operators is not None:
+            model.quantization = _quantization(operators, model.precision, inspect)
+            model.precision = label(model.quantization, model.precision)
+        return model
 
     def _model(
         self,
@@ -204,11 +215,27 @@ class ONNXRuntimeBackend(Backend):
         return model
 
     def _checked_session(
-        self, source: _Source, providers: list[Provider], options: LoadOptions, device: Device
-    ) -> tuple[Any, bool]:
-        return _activated(
-            lambda: self._create_session(source, providers, options), providers, device
-        )
+        self,
+        source: _Source,
+        providers: list[Provider],
+        options: LoadOptions,
+        device: Device,
+        *,
+        inspect: bool = False,
+    ) -> tuple[Any, bool, list[str] | None]:
+        """The session, whether the cache gave it, and with ``inspect`` the operator types
+        of the graph ONNX Runtime really runs (its optimized graph)."""
+        found: list[list[str] | None] = []
+
+        def create() -> tuple[Any, bool]:
+            session, from_cache, operators = self._create_session(
+                source, providers, options, inspect
+            )
+            found.append(operators)
+            return session, from_cache
+
+        session, from_cache = _activated(create, providers, device)
+        return session, from_cache, found[-1] if found else None
 
     def _specialize(
         self,
@@ -231,7 +258,7 @@ class ONNXRuntimeBackend(Backend):
                 return None  # numpy converts instead
             edited = replace(source, data=proto.SerializeToString())
         variant_options = replace(options, cache_dir=None)
-        session, _ = self._checked_session(edited, providers, variant_options, device)
+        session, _, _ = self._checked_session(edited, providers, variant_options, device)
         compile_ms = (time.perf_counter() - started) * 1e3
         return self._model(session, edited, providers, variant_options, device, compile_ms, False)
 
@@ -259,19 +286,36 @@ class ONNXRuntimeBackend(Backend):
         return session_options
 
     def _create_session(
-        self, source: _Source, providers: list[Provider], options: LoadOptions
-    ) -> tuple[Any, bool]:
+        self, source: _Source, providers: list[Provider], options: LoadOptions, inspect: bool
+    ) -> tuple[Any, bool, list[str] | None]:
+        """The session, whether it came from the cache, and (``inspect``) the operators of
+        its optimized graph, read from the ORT-format file the session wrote (the cache
+        entry where there is one)."""
         context = f"cannot load '{source.path}'"
-        if options.cache_dir is None or source.ort_format:
+        if source.ort_format:  # already ONNX Runtime's optimized form: its own graph
             with _translate(ModelLoadError, context):
-                return _session(source, self._session_options(options), providers), False
+                session = _session(source, self._session_options(options), providers)
+            return session, False, _ort_operators(source.data) if inspect else None
+        if options.cache_dir is None:
+            if not inspect:
+                with _translate(ModelLoadError, context):
+                    return _session(source, self._session_options(options), providers), False, None
+            with tempfile.TemporaryDirectory(prefix="atriva-ort-") as folder:
+                optimized = Path(folder) / "optimized.ort"
+                session_options = self._session_options(options)
+                session_options.optimized_model_filepath = str(optimized)
+                session_options.log_severity_level = 3  # see the cache's note below
+                with _translate(ModelLoadError, context):
+                    session = _session(source, session_options, providers)
+                return session, False, _ort_operators_of_file(optimized)
         key = self._cache_key(source.data, providers)
         cached = options.cache_dir / "onnxruntime" / f"{key}.ort"
         if cached.is_file():
             try:
-                return ort.InferenceSession(
+                session = ort.InferenceSession(
                     str(cached), self._session_options(options), providers=providers
-                ), True
+                )
+                return session, True, _ort_operators_of_file(cached) if inspect else None
             except Exception:  # a damaged cache entry is rebuilt, never fatal
                 with contextlib.suppress(OSError):
                     cached.unlink()
@@ -286,7 +330,7 @@ class ONNXRuntimeBackend(Backend):
             session = _session(source, session_options, providers)
         if partial.is_file():
             os.replace(partial, cached)  # atomic: a concurrent reader never sees half a file
-        return session, False
+        return session, False, _ort_operators_of_file(cached) if inspect else None
 
     def _cache_key(self, data: bytes, providers: list[Provider]) -> str:
         """The model as read (edits made, weights read in), the runtime and the hardware."""
@@ -294,6 +338,77 @@ class ONNXRuntimeBackend(Backend):
         names = ",".join(_provider_name(provider) for provider in providers)
         digest.update("|".join([ort.__version__, names, _hardware_name(providers)]).encode())
         return digest.hexdigest()[:32]
+
+
+#: Operators that run INT8 kernels in ONNX Runtime's optimized graph, and the float ones
+#: that do the same work (a fused or NCHWc Conv is still a Conv).
+_INT8_OPERATORS = frozenset(
+    {
+        "QLinearConv",
+        "QLinearConvTranspose",
+        "NhwcQLinearConv",
+        "QLinearMatMul",
+        "QGemm",
+        "ConvInteger",
+        "MatMulInteger",
+        "MatMulIntegerToFloat",
+        "DynamicQuantizeMatMul",
+        "QAttention",
+    }
+)
+_FLOAT_OPERATORS = frozenset(
+    {
+        "Conv",
+        "FusedConv",
+        "NhwcFusedConv",
+        "ConvTranspose",
+        "MatMul",
+        "FusedMatMul",
+        "Gemm",
+        "FusedGemm",
+        "Attention",
+        "MatMulNBits",
+    }
+)
+#: Operator names whose presence in a model's bytes means it may carry quantization (Q/DQ
+#: pairs, QOperator or integer operators); DequantizeLinear contains QuantizeLinear.
+_QUANTIZED_MARKERS = (b"QuantizeLinear", b"QLinear", b"ConvInteger", b"MatMulInteger", b"QGemm")
+
+
+def _looks_quantized(data: bytes) -> bool:
+    """Whether the model may be quantized: a byte search (no parse), so a float model costs
+    a scan of its bytes; a false hit only costs an inspection that finds no INT8 layer."""
+    return any(marker in data for marker in _QUANTIZED_MARKERS)
+
+
+def _ort_operators(data: bytes) -> list[str] | None:
+    """The operator types of an ORT-format model's main graph (None if unreadable)."""
+    try:
+        from onnxruntime.tools.ort_format_model.ort_flatbuffers_py.fbs import (
+            InferenceSession as OrtFormat,
+        )
+
+        graph = OrtFormat.InferenceSession.GetRootAsInferenceSession(data, 0).Model().Graph()
+        return [graph.Nodes(index).OpType().decode() for index in range(graph.NodesLength())]
+    except Exception:  # an unreadable graph says nothing: no quantization reported
+        return None
+
+
+def _ort_operators_of_file(path: Path) -> list[str] | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return _ort_operators(data)
+
+
+def _quantization(operators: Sequence[str], hinted: str, quantized: bool) -> Quantization | None:
+    layers = [
+        (operator in _INT8_OPERATORS, hinted)
+        for operator in operators
+        if operator in _INT8_OPERATORS or operator in _FLOAT_OPERATORS
+    ]
+    return summarize(layers, quantized_graph=quantized, default_float=hinted)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from ..errors import (
     ModelClosedError,
     ModelLoadError,
 )
+from ..precision import Quantization, label, summarize
 from ..profiling import LayerRecord
 from ..tensor import TensorInfo
 from . import onnx_graph
@@ -79,6 +80,19 @@ _CARRIERS: dict[str, np.dtype] = {
 
 _PRECISION_HINTS = {"FP32": "f32", "FP16": "f16", "BF16": "bf16"}
 _PRECISION_NAMES = {"f32": "FP32", "f16": "FP16", "bf16": "BF16"}
+#: Layer types of the CPU/GPU plugins' runtime graph that do the arithmetic (a grouped or
+#: depthwise convolution is a Convolution there), and the precisions that are INT8 kernels.
+_COMPUTE_LAYERS = frozenset(
+    {
+        "Convolution",
+        "GroupConvolution",
+        "Deconvolution",
+        "GroupDeconvolution",
+        "MatMul",
+        "FullyConnected",
+    }
+)
+_INT8_PRECISIONS = frozenset({"i8", "u8"})
 
 
 def _first_line(exc: BaseException) -> str:
@@ -272,7 +286,12 @@ class OpenVINOBackend(Backend):
                     raise clearer from exc
             raise
         compile_ms = (time.perf_counter() - started) * 1e3
-        return OpenVINOModel(compiled, compiler, compiler.source, compile_ms)
+        loaded = OpenVINOModel(compiled, compiler, compiler.source, compile_ms)
+        loaded.quantization = _quantization(
+            compiled, compiler.source, loaded.precision, inspect=options.precision == "INT8"
+        )
+        loaded.precision = label(loaded.quantization, loaded.precision)
+        return loaded
 
     def _read(self, path: Path, framework: str) -> Any:
         if framework == "ir":
@@ -300,6 +319,8 @@ class OpenVINOBackend(Backend):
     def _compile_config(self, device: str, options: LoadOptions) -> dict[str, Any]:
         # The model's own precision by default: the CPU plugin would otherwise pick bf16 on
         # CPUs with AVX-512 bf16 / AMX and change results silently.
+        # INT8 asks for a quantized model; its float layers run in FP32 as a float model's
+        # would (the device's default could be bf16: never silently).
         precision = options.precision or "FP32"
         if precision != "FP32":
             capabilities = self._capabilities(device)
@@ -309,7 +330,7 @@ class OpenVINOBackend(Backend):
                     f"(its capabilities: {', '.join(capabilities) or 'none reported'})"
                 )
         return {
-            "INFERENCE_PRECISION_HINT": _PRECISION_HINTS[precision],
+            "INFERENCE_PRECISION_HINT": _PRECISION_HINTS.get(precision, "f32"),
             "PERFORMANCE_HINT": "LATENCY",
             "PERF_COUNT": options.profiling,
         }
@@ -358,6 +379,33 @@ class _Compiler:
 
     def compile(self, source: Any, **changes: Any) -> Any:
         return self.core.compile_model(source, self.device, {**self.config, **changes})
+
+
+def _quantization(
+    compiled: Any, source: Any, hinted: str, *, inspect: bool = False
+) -> Quantization | None:
+    """What the compiled model really runs in INT8, from its runtime graph (read once, at
+    load; an imported cache blob has one too). A model without FakeQuantize (ONNX Q/DQ pairs
+    become FakeQuantize) is a float model and is not inspected unless ``inspect``."""
+    quantized = any(op.get_type_name() == "FakeQuantize" for op in source.get_ops())
+    if not quantized and not inspect:
+        return None
+    try:
+        runtime = compiled.get_runtime_model()
+    except RuntimeError:  # a plugin without a runtime graph: nothing can be said
+        return None
+    layers = []
+    for op in runtime.get_ops():
+        info = op.get_rt_info()
+        if "layerType" not in info or "runtimePrecision" not in info:
+            continue
+        if info["layerType"].astype(str) not in _COMPUTE_LAYERS:
+            continue
+        precision = info["runtimePrecision"].astype(str)
+        layers.append(
+            (precision in _INT8_PRECISIONS, _PRECISION_NAMES.get(precision, precision.upper()))
+        )
+    return summarize(layers, quantized_graph=quantized or inspect, default_float=hinted)
 
 
 def _free_dims(model: Any, hints: dict[str, str], names: list[str]) -> None:
