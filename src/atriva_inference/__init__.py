@@ -24,6 +24,7 @@ from .errors import (
 )
 from .execution import AsyncQueue, AsyncRequest, AsyncResult, Stream
 from .model import Model
+from .precision import Quantization, QuantizationWarning
 from .profiling import LayerRecord, Profile, ShapeRecord
 from .runtime import InferenceRuntime
 from .shapes import ShapeCacheInfo
@@ -49,6 +50,8 @@ __all__ = [
     "ModelClosedError",
     "ModelLoadError",
     "Profile",
+    "Quantization",
+    "QuantizationWarning",
     "RequestBusyError",
     "ShapeCacheInfo",
     "ShapeRecord",
