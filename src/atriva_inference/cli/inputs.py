@@ -1,29 +1,37 @@
-"""Inputs for the commands: random data shaped from the model, ``.npy`` files, ``--shape`` specs.
+"""Inputs for the commands: random data shaped from the model, ``.npy`` files, ``--shape`` specs,
+and ``bench --inputs`` (a folder of images, a video, or ``.npy`` files).
 
 Also usable from Python, e.g. to feed :func:`atriva_inference.cli.bench.measure`::
 
     inputs = make_random_inputs(model.inputs, seed=0)
+    feeds, described = read_feeds("frames/", model.inputs)  # real frames, cycled through
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import ml_dtypes
 import numpy as np
 
+from .._layouts import infer_layout
 from ..dtypes import STRING, describe, kind_of
-from ..errors import InvalidInputError
+from ..errors import BackendUnavailableError, InvalidInputError
 from ..shapes import parse_shape
-from ..tensor import TensorInfo, format_signature
+from ..tensor import Tensor, TensorInfo, format_signature
 
 __all__ = [
     "DEFAULT_DYNAMIC_SIZE",
     "INT_HIGH",
+    "MAX_FRAMES",
     "make_random_inputs",
     "parse_shapes",
+    "read_feeds",
     "read_inputs",
 ]
 
@@ -32,6 +40,9 @@ DEFAULT_DYNAMIC_SIZE = 32
 
 #: Random integers are drawn from ``[0, INT_HIGH)`` (narrowed for tiny types such as int4).
 INT_HIGH = 10
+
+#: ``bench --inputs DIR|VIDEO`` reads at most this many frames (spread evenly over a video).
+MAX_FRAMES = 32
 
 _WORDS = ("alpha", "bravo", "camera", "delta", "edge", "frame", "video", "zulu")
 
@@ -177,3 +188,152 @@ def _read_npy(path: str, what: str) -> np.ndarray:
         array.close()
         raise InvalidInputError(f"{what}: '{path}' is an .npz archive; save one array with np.save")
     return array
+
+
+# -- bench --inputs DIR|VIDEO|FILE.npy[,FILE.npy..] ------------------------------------------
+def read_feeds(
+    spec: str, infos: Sequence[TensorInfo], shapes: Sequence[str] = ()
+) -> tuple[list[dict[str, Any]], str]:
+    """The feeds ``bench --inputs spec`` means for a model with inputs ``infos``, and a line
+    that describes them.
+
+    ``.npy`` files (comma-separated; ``NAME=FILE.npy`` or bare): for a one-input model each
+    file is one feed (cycled through), for a model of several inputs there is one file per
+    input. The arrays go in as they are, so their dtype must be the model's and their shape
+    must fit it. Anything else is a folder of images, a video or an image file, read by
+    :func:`atriva_inference.vision.images.read_frames` (at most :data:`MAX_FRAMES`): uint8
+    RGB frames for a model with one image input, resized (Pillow, bilinear, stretched) to
+    the input's H and W (from ``--shape`` for dynamic ones; the first frame's size where
+    still free), ``N`` frames per feed when the batch is static, given to the model as
+    ``NHWC`` tensors, so the runtime converts them as it would in production (layout, dtype,
+    and the ``mean``/``scale`` given at load).
+    """
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    npy = [item.rpartition("=")[2].lower().endswith(".npy") for item in items]
+    if items and all(npy):
+        return _npy_feeds(spec, items, parse_shapes(shapes, infos))
+    if len(items) != 1:
+        raise InvalidInputError(
+            f"--inputs {spec}: expected a folder of images, a video or image file, or .npy "
+            f"files separated by commas, got {len(items)} items that are not all .npy files"
+        )
+    return _frame_feeds(items[0], parse_shapes(shapes, infos))
+
+
+def _listing(infos: Sequence[TensorInfo]) -> str:
+    return ", ".join(f"'{i.name}' {format_signature(i.dtype, i.shape)}" for i in infos) or "none"
+
+
+def _check_array(path: str, array: np.ndarray, info: TensorInfo) -> None:
+    """The array goes in as it is: its dtype must be the input's, its shape must fit."""
+    shape = info.shape
+    fits = shape is None or (
+        len(array.shape) == len(shape)
+        and all(dim is None or dim == got for dim, got in zip(shape, array.shape))
+    )
+    if array.dtype != info.dtype or not fits:
+        raise InvalidInputError(
+            f"--inputs {path}: input '{info.name}' takes {format_signature(info.dtype, shape)}, "
+            f"the file holds {format_signature(array.dtype, array.shape)}"
+        )
+
+
+def _npy_feeds(
+    spec: str, items: list[str], infos: Sequence[TensorInfo]
+) -> tuple[list[dict[str, Any]], str]:
+    if len(infos) == 1:  # every file is one feed of the only input
+        info = infos[0]
+        feeds = []
+        for item in items:
+            name, sep, path = item.rpartition("=")
+            if sep and name != info.name:
+                raise InvalidInputError(
+                    f"--inputs {item}: the model has no input '{name}'; its input: "
+                    f"{_listing(infos)}"
+                )
+            array = _read_npy(path, f"--inputs {path}")
+            _check_array(path, array, info)
+            feeds.append({info.name: array})
+        count = len(feeds)
+        return feeds, f"{count} .npy file{'s' if count != 1 else ''} for '{info.name}' ({spec})"
+    arrays = read_inputs(items, infos)  # NAME=FILE.npy for each input, errors named
+    missing = [info.name for info in infos if info.name not in arrays]
+    if missing:
+        raise InvalidInputError(
+            f"--inputs {spec}: the model has {len(infos)} inputs ({_listing(infos)}); expected "
+            f"one NAME=FILE.npy for each, got {len(arrays)} (none for "
+            f"{', '.join(map(repr, missing))})"
+        )
+    files = dict(item.partition("=")[::2] for item in items)
+    for info in infos:
+        _check_array(files.get(info.name, spec), arrays[info.name], info)
+    return [arrays], f"one .npy file per input ({spec})"
+
+
+def _frame_feeds(source: str, infos: Sequence[TensorInfo]) -> tuple[list[dict[str, Any]], str]:
+    from ..vision.images import IMAGE_SUFFIXES, read_frames
+
+    if len(infos) != 1:
+        raise InvalidInputError(
+            f"--inputs {source}: frames feed a model with one image input, this one has "
+            f"{len(infos)} inputs ({_listing(infos)}); pass NAME=FILE.npy for each instead"
+        )
+    info = infos[0]
+    layout = infer_layout(info)
+    if info.shape is None or len(info.shape) != 4 or not layout or sorted(layout) != sorted("NCHW"):
+        raise InvalidInputError(
+            f"--inputs {source}: frames need an image input (NCHW or NHWC), input '{info.name}' "
+            f"is {format_signature(info.dtype, info.shape)} with layout {layout or 'unknown'}; "
+            f"pass --layout NCHW (or NHWC) if it is one, else .npy files"
+        )
+    dims = dict(zip(layout, info.shape))
+    if dims["C"] not in (None, 3):
+        raise InvalidInputError(
+            f"--inputs {source}: input '{info.name}' takes {dims['C']} channels "
+            f"({format_signature(info.dtype, info.shape)}, {layout}), frames are RGB (3); "
+            f"pass .npy files instead"
+        )
+    try:
+        frames = read_frames(source, limit=MAX_FRAMES)
+    except InvalidInputError as exc:
+        message = str(exc).removeprefix("frames: ")
+        raise InvalidInputError(f"--inputs {source}: {message}") from exc
+    height = dims["H"] or frames[0].shape[0]
+    width = dims["W"] or frames[0].shape[1]
+    sizes = list(dict.fromkeys(f"{f.shape[1]}x{f.shape[0]}" for f in frames))  # as met
+    images = [_resized(frame, width, height) for frame in frames]
+    batch = dims["N"] or 1
+    feeds = [
+        {
+            info.name: Tensor(
+                np.stack([images[(i * batch + j) % len(images)] for j in range(batch)]), "NHWC"
+            )
+        }
+        for i in range(math.ceil(len(images) / batch))
+    ]
+    path = Path(source)
+    kind = (
+        "images" if path.is_dir() else "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
+    )
+    size = f"{width}x{height}"
+    shown = ", ".join(sizes[:3]) + (", ..." if len(sizes) > 3 else "")
+    resize = "" if sizes == [size] else f", resized from {shown}"
+    return feeds, (
+        f"{len(frames)} frame{'s' if len(frames) != 1 else ''} of '{source}' ({kind}), "
+        f"uint8 RGB {size}{resize}, {batch} per run"
+    )
+
+
+def _resized(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``frame`` stretched to ``width`` x ``height`` (bilinear), or itself when it fits."""
+    if frame.shape[:2] == (height, width):
+        return frame
+    try:
+        from PIL import Image
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "resizing frames needs Pillow, which is not installed: "
+            "pip install 'atriva-inference[video]'"
+        ) from exc
+    image = Image.fromarray(frame).resize((width, height), Image.Resampling.BILINEAR)
+    return np.ascontiguousarray(np.asarray(image))

@@ -1,7 +1,7 @@
 """What every ``atriva-infer`` command shares, defined once: the argument types, the load
-options (``--backend``, ``--device``, ``--precision``, ``--dynamic``, ``--cache-dir``) and
-the small file helpers. The lowest module of the CLI: every command imports it, it imports
-no command."""
+options (``--backend``, ``--device``, ``--precision``, ``--dynamic``, ``--cache-dir``), the
+frame preparation options (``--layout``, ``--mean``, ``--scale``) and the small file helpers.
+The lowest module of the CLI: every command imports it, it imports no command."""
 
 from __future__ import annotations
 
@@ -19,13 +19,16 @@ __all__ = [
     "PROG",
     "add_load_options",
     "add_model_options",
+    "add_preparation_options",
     "check_writable",
+    "float_list",
     "fraction",
     "non_negative_float",
     "non_negative_int",
     "port",
     "positive_float",
     "positive_int",
+    "preparation",
     "write_json",
 ]
 
@@ -57,6 +60,19 @@ positive_float = _number(float, "a positive number", lambda value: 0 < value < m
 non_negative_float = _number(float, "a number >= 0", lambda value: 0 <= value < math.inf)
 fraction = _number(float, "a number in [0, 1)", lambda value: 0 <= value < 1)
 port = _number(int, "a port 0..65535 (0: a free one)", lambda value: 0 <= value <= 65535)
+
+
+def float_list(text: str) -> list[float]:
+    """An argparse ``type``: ``123.7,116.3,103.5`` (or one number) -> finite floats."""
+    try:
+        values = [float(item) for item in text.split(",")]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas such as 123.7,116.3,103.5, got {text!r}"
+        ) from exc
+    if not all(math.isfinite(value) for value in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, lists: bool = False) -> None:
@@ -93,12 +109,14 @@ def add_load_options(parser: argparse.ArgumentParser, *, lists: bool = False) ->
     )
     parser.add_argument(
         "--precision",
-        metavar="P[,P..]" if lists else "FP32|BF16|FP16",
+        metavar="P[,P..]" if lists else "FP32|BF16|FP16|INT8",
         help=(
-            "execution precision, FP32 (F32), BF16, FP16 (default: the model's own); a comma "
-            "list such as f32,bf16 compares them"
+            "execution precision, FP32 (F32), BF16, FP16 (default: the model's own); INT8 "
+            "requires a quantized model (see atriva-infer quantize); a comma list such as "
+            "f32,bf16 compares them"
             if lists
-            else "execution precision (default: the model's own)"
+            else "execution precision (default: the model's own); INT8 requires a quantized "
+            "model (see atriva-infer quantize)"
         ),
     )
     parser.add_argument(
@@ -112,6 +130,36 @@ def add_load_options(parser: argparse.ArgumentParser, *, lists: bool = False) ->
         metavar="DIR",
         help="cache compiled models in DIR; a later load of the same model reuses them",
     )
+
+
+def add_preparation_options(parser: argparse.ArgumentParser) -> None:
+    """``--layout``, ``--mean``, ``--scale``: how frames are converted for the model, in the
+    model itself (``load_model``'s ``layout=``, ``mean=``, ``scale=``)."""
+    parser.add_argument(
+        "--layout",
+        metavar="LAYOUT",
+        help="the layout the model's input wants, such as NCHW or NHWC, where the model does "
+        "not say and the guess for 4-D inputs would be wrong",
+    )
+    parser.add_argument(
+        "--mean",
+        type=float_list,
+        metavar="M[,M..]",
+        help="per-channel mean subtracted in the model, e.g. 123.675,116.28,103.53 for "
+        "ImageNet on 0-255 frames (default: none)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float_list,
+        metavar="S[,S..]",
+        help="per-channel divisor applied after --mean, e.g. 58.395,57.12,57.375 (default: none)",
+    )
+
+
+def preparation(args: argparse.Namespace) -> dict[str, Any]:
+    """``load_model`` keywords of :func:`add_preparation_options`' values (only those given)."""
+    given = {"layout": args.layout, "mean": args.mean, "scale": args.scale}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def check_writable(path: str | None, option: str) -> None:

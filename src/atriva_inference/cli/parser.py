@@ -15,11 +15,12 @@ from .. import __version__
 from . import pipeline as pipeline_command
 from . import quantize as quantize_command
 from . import serve as serve_command
-from .bench import DEFAULT_REQUESTS, DEFAULT_SECONDS, DEFAULT_WARMUP, MODES
-from .inputs import DEFAULT_DYNAMIC_SIZE, INT_HIGH
+from .bench import DEFAULT_REQUESTS, DEFAULT_ROUNDS, DEFAULT_SECONDS, DEFAULT_WARMUP, METRICS, MODES
+from .inputs import DEFAULT_DYNAMIC_SIZE, INT_HIGH, MAX_FRAMES
 from .options import (
     PROG,
     add_model_options,
+    add_preparation_options,
     non_negative_int,
     positive_float,
     positive_int,
@@ -33,6 +34,18 @@ _RANDOM_HELP = (
     f"{DEFAULT_DYNAMIC_SIZE}); floats are uniform in [0, 1), integers uniform in "
     f"[0, {INT_HIGH}), bools are fair coin flips and strings are short random words. "
     "--seed makes them reproducible."
+)
+
+
+_INPUTS_HELP = (
+    "--inputs DIR|VIDEO|IMAGE: at most "
+    f"{MAX_FRAMES} frames (spread evenly over a video) for a model with one image input, "
+    "cycled through; each is stretched (bilinear) to the input's H and W (from --shape when "
+    "they are dynamic, else the first frame's size), and goes in as uint8 RGB NHWC: the "
+    "runtime converts it in the model (layout, dtype, then --mean/--scale: without them the "
+    "model sees 0-255 values). --inputs FILE.npy[,FILE.npy..]: the arrays as they are (the "
+    "model's dtype, a shape that fits): each file one input of a one-input model, cycled "
+    "through, or NAME=FILE.npy for each input of a model with several."
 )
 
 
@@ -113,12 +126,17 @@ def _add_bench(commands: Any) -> None:
     bench = commands.add_parser(
         "bench",
         help="measure throughput and latency of MODEL (like benchmark_app / trtexec)",
-        description="Load MODEL, warm it up, then run it on random inputs for --seconds or "
-        "--iterations and print the throughput, latency percentiles and the profile. With "
-        "--compare (or several --backend / --precision values) run each configuration on the "
-        "same inputs and print them side by side: speed ratio and max abs / rel difference of "
-        "every output against the first one.",
-        epilog="A progress bar is drawn on stderr when it is a terminal. " + _RANDOM_HELP,
+        description="Load MODEL, warm it up, then run it on random inputs (or --inputs) for "
+        "--seconds or --iterations and print the throughput, latency percentiles and the "
+        "profile. With --compare (or several --backend / --precision values) run each "
+        "configuration on the same inputs and print them side by side: speed ratio and max "
+        "abs / rel difference of every output against the first one. With --against OTHER "
+        "put another file of the same model beside it (an f32 file and its INT8 file): both "
+        "loaded with the same options, measured in interleaved rounds on the same inputs.",
+        epilog="A progress bar is drawn on stderr when it is a terminal. "
+        + _INPUTS_HELP
+        + " "
+        + _RANDOM_HELP,
     )
     add_model_options(bench, lists=True)
     bench.add_argument(
@@ -173,4 +191,26 @@ def _add_bench(commands: Any) -> None:
         action="store_true",
         help="run on every usable backend (or each of --backend) and compare",
     )
+    bench.add_argument(
+        "--against",
+        metavar="OTHER_MODEL",
+        help="also load OTHER_MODEL (same --backend, --device, --precision and frame options) "
+        "and measure both in interleaved rounds on the same inputs: per model the precision "
+        "really used and how much runs in INT8, median/p90 latency, throughput, speed vs "
+        "MODEL (median of per-round ratios), and OTHER's max abs / rel output difference "
+        f"from MODEL over every input ({DEFAULT_ROUNDS} rounds, each model --seconds in all)",
+    )
+    bench.add_argument(
+        "--metric",
+        choices=METRICS,
+        help="with --against, also: top1 (how often the argmax of the first output agrees, "
+        "for classifiers) or cosine (the lowest cosine similarity of each output)",
+    )
+    bench.add_argument(
+        "--inputs",
+        metavar="DIR|VIDEO|FILE.npy[,..]",
+        help="real inputs instead of random ones: a folder of images, a video or image file, "
+        "or .npy files (see below)",
+    )
+    add_preparation_options(bench)
     _add_random_options(bench, "without --shape, other than the first")
