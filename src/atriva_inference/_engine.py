@@ -409,6 +409,7 @@ class Engine:
             layer_detail=loaded.profiling,
             timeline=sorted(totals.timeline),
             shapes=shapes,
+            quantization=loaded.quantization,
         )
 
     def reset_profiling(self) -> None:

@@ -20,6 +20,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from .errors import InvalidInputError
+from .precision import Quantization
 
 __all__ = [
     "TIMELINE_LENGTH",
@@ -152,6 +153,8 @@ class Profile:
     timeline: list[tuple[int, int, int]] = field(default_factory=list, repr=False)
     #: The input signatures in the shape cache, with their preparation and first-call times.
     shapes: list[ShapeRecord] = field(default_factory=list)
+    #: How much of a quantized model runs in INT8 (``precision`` is then "INT8").
+    quantization: Quantization | None = None
 
     @property
     def host_overhead_ms(self) -> float:
@@ -230,7 +233,10 @@ class Profile:
             json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, trace)
 
     def __str__(self) -> str:
-        lines = [f"Profile: backend={self.backend} device={self.device} precision={self.precision}"]
+        header = f"Profile: backend={self.backend} device={self.device} precision={self.precision}"
+        if self.quantization is not None:
+            header += f" ({self.quantization})"
+        lines = [header]
         layers = self.sorted_layers()
         if layers:
             total = sum(layer.time_ms for layer in layers) or 1.0
