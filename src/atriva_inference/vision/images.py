@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, InvalidInputError
 
-__all__ = ["IMAGE_SUFFIXES", "read_frames"]
+__all__ = ["IMAGE_SUFFIXES", "read_frames", "spread_evenly"]
 
 #: File name endings read as images (case-insensitive); anything else is opened as a video.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -48,8 +48,9 @@ def read_frames(source: str | Path, limit: int | None = None) -> list[np.ndarray
     return _read_video(path, limit)
 
 
-def _spread(count: int, limit: int | None) -> list[int]:
-    """``limit`` indices of ``range(count)`` spread evenly, first and last included."""
+def spread_evenly(count: int, limit: int | None) -> list[int]:
+    """``limit`` indices of ``range(count)`` spread evenly, first and last included (all of
+    them when ``limit`` is ``None`` or not below ``count``)."""
     if limit is None or limit >= count:
         return list(range(count))
     return sorted({round(i * (count - 1) / max(limit - 1, 1)) for i in range(limit)})
@@ -66,7 +67,7 @@ def _read_folder(folder: Path, limit: int | None) -> list[np.ndarray]:
             f"frames: expected images ({'/'.join(s[1:] for s in IMAGE_SUFFIXES)}) in "
             f"'{folder}', found {len(found)} other entries" + (f" ({shown})" if found else "")
         )
-    return [_read_image(files[i]) for i in _spread(len(files), limit)]
+    return [_read_image(files[i]) for i in spread_evenly(len(files), limit)]
 
 
 def _require(module: str, what: str) -> ModuleType:
@@ -104,7 +105,7 @@ def _read_video(path: Path, limit: int | None) -> list[np.ndarray]:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             total = stream.frames  # 0 when the container does not say
-            keep = set(_spread(total, limit)) if total and limit else None
+            keep = set(spread_evenly(total, limit)) if total and limit else None
             frames, decoded = [], []
             for index, frame in enumerate(container.decode(stream)):
                 if keep is None:
@@ -114,7 +115,8 @@ def _read_video(path: Path, limit: int | None) -> list[np.ndarray]:
                     frames.append(frame.to_ndarray(format="rgb24"))
             if keep is None:
                 frames = [
-                    decoded[i].to_ndarray(format="rgb24") for i in _spread(len(decoded), limit)
+                    decoded[i].to_ndarray(format="rgb24")
+                    for i in spread_evenly(len(decoded), limit)
                 ]
     except InvalidInputError:
         raise
