@@ -42,7 +42,7 @@ def test_classifier_int8_gets_the_four_rotations_right(quantized, backend: str) 
             found[degrees] = labels[int(np.argmax(scores))]
     assert found == {d: orientation.expected_label(d) for d in orientation.ROTATIONS}
     assert report.metric == "top1"
-    assert report.int8_layers is None or report.int8_layers > 0
+    assert report.int8_precision == "INT8" and report.int8_layers > 0
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

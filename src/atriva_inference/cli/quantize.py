@@ -219,7 +219,6 @@ class _Progress:
             return
         task = self._tasks.get(stage)
         if task is None:
-            task = self._tasks[stage] = progress.add_task(
-                STAGE_LABELS.get(stage, stage), total=total
-            )
-        progress.update(task, completed=done, total=total)
+            label = STAGE_LABELS.get(stage, stage)
+            task = self._tasks[stage] = progress.add_task(label, total=total or None)
+        progress.update(task, completed=done, total=total or None)  # 0: not known

@@ -136,6 +136,15 @@ def quantize(
         or not min_speedup >= 0
     ):
         raise InvalidInputError(f"min_speedup: expected a number >= 0 or None, got {min_speedup!r}")
+    if shape is not None and (
+        isinstance(shape, (str, bytes))
+        or len(shape) != 4
+        or not all(isinstance(d, (int, np.integer)) and d >= 1 for d in shape)
+    ):
+        raise InvalidInputError(
+            f"shape: expected the input's 4 dims in the model's layout, such as (1, 3, 320, "
+            f"320), got {shape!r}"
+        )
     chosen = _choose_backend(path, backend)
     target = Path(output) if output is not None else default_output(path, chosen)
     if target.suffix.lower() != BACKENDS[chosen]:

@@ -3,7 +3,8 @@
 
 Both take the float model as it is and calibration tensors that are already what its first
 layer sees (see :mod:`.calibration`); ``progress(stage, done, total)`` follows them
-(``"calibrating"``: samples consumed; NNCF's later stages under their own names). Each
+(``"calibrating"``: samples consumed; NNCF's later stages under their own names; a total
+of 0 when unknown). Each
 translates its library's failure into an ``InferenceRuntimeError`` subclass naming the
 model, with the cause chained.
 """
@@ -106,8 +107,8 @@ def _nncf_display(progress: Progress | None) -> Iterator[None]:
         description = str(self.description)
         stage = "calibrating" if description == "Statistics collection" else description.lower()
         for done, item in enumerate(original_iter(self), 1):
-            if progress is not None and total:
-                progress(stage, min(done, int(total)), int(total))
+            if progress is not None:  # total 0: not known beforehand
+                progress(stage, min(done, int(total)) if total else done, int(total or 0))
             yield item
 
     nncf_logger.setLevel(logging.WARNING)
