@@ -42,7 +42,7 @@ from .models import BuiltModel, build_resnet, build_small, build_tiny
 __all__ = ["BACKENDS", "Settings", "main", "run_benchmarks"]
 
 BACKENDS = ("openvino", "onnxruntime")
-SECTIONS = ("runtime", "frames", "pipeline", "serve")  # --sections (benchmarks.<name>)
+SECTIONS = ("runtime", "frames", "pipeline", "serve", "quantized")  # --sections (benchmarks.<name>)
 DEFAULT_JSON = Path("results") / "benchmark.json"
 SCHEMA = "atriva-inference-benchmark/1"
 
@@ -1078,7 +1078,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--sections",
         default=",".join(SECTIONS),
         help="comma-separated sections: runtime (latency, overhead, throughput, memory, "
-        "copies), frames (camera frames, new shapes; benchmarks.frames) (default: %(default)s)",
+        "copies), frames (camera frames, new shapes; benchmarks.frames), pipeline, serve, "
+        "quantized (INT8 vs f32 and ours vs raw on the wheels' models; benchmarks.quantized) "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--json", type=Path, default=DEFAULT_JSON, help=f"where to write (default {DEFAULT_JSON})"
