@@ -7,6 +7,8 @@ import yaml
 
 from tests.docs.conftest import ROOT, built_page, mkdocs_build
 
+HOOKS = ROOT / "docs" / "hooks"
+
 
 def test_the_site_builds_strictly_with_every_page(built_site):
     nav_pages = _nav_pages(yaml.safe_load(_config_text())["nav"])
@@ -28,26 +30,34 @@ def test_nothing_is_fetched_from_the_network(built_site):
             assert host not in text, f"{html} refers to {host}"
 
 
+STALE_ROLE = '"""The package.\n\nSee :class:`NoSuchThing`."""\n'
+
+
 @pytest.mark.parametrize(
-    ("page", "expected"),
+    ("page", "package", "expected"),
     [
-        ("See [the missing page](missing.md).\n", "missing.md"),
-        ("# Index\n\n::: atriva_inference.NoSuchName\n", "NoSuchName"),
+        ("See [the missing page](missing.md).\n", None, "missing.md"),
+        ("# Index\n\n::: atriva_inference.NoSuchName\n", None, "NoSuchName"),
+        ("# Index\n\n::: atriva_inference\n", STALE_ROLE, "NoSuchThing"),
     ],
-    ids=["broken link", "stale API name"],
+    ids=["broken link", "stale API name", "stale name in a docstring"],
 )
-def test_a_strict_build_fails_on(tmp_path, page, expected):
-    """The same validation settings and mkdocstrings handler as mkdocs.yml, on one bad page."""
+def test_a_strict_build_fails_on(tmp_path, page, package, expected):
+    """The same validation settings, mkdocstrings handler and griffe extension as mkdocs.yml,
+    on one bad page (or a package whose docstring names nothing that exists)."""
     config = yaml.safe_load(_config_text())
+    src = ROOT / "src"
+    if package is not None:
+        src = tmp_path / "src"
+        (src / "atriva_inference").mkdir(parents=True)
+        (src / "atriva_inference" / "__init__.py").write_text(package)
+    handler = {"paths": [str(src)], "options": {"extensions": [str(HOOKS / "griffe_roles.py")]}}
     small = {
         "site_name": "probe",
         "strict": True,
         "validation": config["validation"],
         "docs_dir": str(tmp_path / "docs"),
-        "plugins": [
-            "search",
-            {"mkdocstrings": {"handlers": {"python": {"paths": [str(ROOT / "src")]}}}},
-        ],
+        "plugins": ["search", {"mkdocstrings": {"handlers": {"python": handler}}}],
     }
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "index.md").write_text(page)
