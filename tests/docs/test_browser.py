@@ -5,34 +5,12 @@ no failed load: nothing may come from the network)."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1280,900",
-]
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+from tests.docs.browser import MISSING, chromium, chromium_present, open_page, serve
 
 
 @pytest.fixture(scope="module")
@@ -44,51 +22,22 @@ def server(built_site, tmp_path_factory) -> Iterator[str]:
     (root / "probe" / "index.html").write_text(
         "<html><body><h1>Probe</h1><script>throw new Error('probe error')</script></body></html>"
     )
-    handler = functools.partial(_Quiet, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, name="docs-http", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serve(root) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip(
-            "needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver;"
-            " .ci/run installs them)"
-        )
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (dev extra) missing")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(30)
-    try:
+    if not chromium_present():
+        pytest.skip(MISSING)
+    pytest.importorskip("selenium", reason="selenium (dev extra) is not installed")
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _errors(driver) -> list[str]:
     """Browser log entries of level SEVERE since the last call: exceptions, failed loads."""
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-
-
-def _open(driver, url: str) -> None:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver.get(url)
-    WebDriverWait(driver, 20).until(
-        lambda d: d.execute_script("return document.readyState") == "complete"
-    )
 
 
 def _heading(driver) -> str:
@@ -122,7 +71,7 @@ def _all(driver, selector: str, attribute: str) -> list[str]:
 
 
 def test_home_page_reaches_every_part_in_one_click(browser, server):
-    _open(browser, f"{server}/site/")
+    open_page(browser, f"{server}/site/")
     assert _heading(browser) == "atriva-inference"
     tabs = _all(browser, ".md-tabs__link", "textContent")
     assert {"Getting started", "Backends", "Reference", "Status"} <= set(tabs), tabs
@@ -142,7 +91,7 @@ def test_home_page_reaches_every_part_in_one_click(browser, server):
 def test_architecture_page_draws_its_diagrams(browser, server):
     from selenium.webdriver.support.ui import WebDriverWait
 
-    _open(browser, f"{server}/site/architecture/")
+    open_page(browser, f"{server}/site/architecture/")
     assert _heading(browser) == "Architecture"
     diagrams = len(_all(browser, "pre.mermaid, div.mermaid", "className"))
     assert diagrams >= 2
@@ -153,14 +102,14 @@ def test_architecture_page_draws_its_diagrams(browser, server):
 
 
 def test_api_page(browser, server):
-    _open(browser, f"{server}/site/api/model/")
+    open_page(browser, f"{server}/site/api/model/")
     assert _heading(browser) == "Model"
     assert "atriva_inference.Model" in _all(browser, "article h2", "id")
     assert _errors(browser) == []
 
 
 def test_the_checks_see_a_missing_page_and_a_script_error(browser, server):
-    _open(browser, f"{server}/site/no-such-page/")
+    open_page(browser, f"{server}/site/no-such-page/")
     assert _errors(browser), "a missing page (404) must show in the browser log"
-    _open(browser, f"{server}/probe/")
+    open_page(browser, f"{server}/probe/")
     assert any("probe error" in message for message in _errors(browser))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from tests.docs.conftest import ROOT, built_page, mkdocs_build
+
+yaml = pytest.importorskip("yaml", reason="the [docs] extra (MkDocs brings PyYAML) is missing")
 
 HOOKS = ROOT / "docs" / "hooks"
 
