@@ -8,7 +8,7 @@ import html
 import re
 
 from atriva_inference.cli.parser import build_parser
-from tests.docs.conftest import built_page
+from tests.docs.conftest import ROOT, built_page
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -60,3 +60,33 @@ def test_the_section_reader_finds_options():
     page = '<h1>x</h1><h2 id="atriva-infer-run">run</h2><td><code>--seed</code></td>'
     assert "<code>--seed</code>" in _sections(page)["atriva-infer-run"]
     assert "<code>--iterations</code>" not in _sections(page)["atriva-infer-run"]
+
+
+def _command_lines(text: str) -> list[str]:
+    """``atriva-infer ...`` command lines written in a page (code blocks, continued lines
+    joined, and inline code)."""
+    text = re.sub(r"\\\n\s*", " ", text)
+    lines = re.findall(r"^\s*(?:\$\s*)?(atriva-infer\s[^\n`#]*)", text, re.M)
+    return lines + re.findall(r"`(atriva-infer\s[^`]*)`", text)
+
+
+def test_every_command_line_in_the_docs_uses_real_options():
+    """A flag written anywhere in README.md or docs/ exists on the command it is given to."""
+    parser = build_parser()
+    commands = _subcommands(parser)
+    wrong = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for line in _command_lines(page.read_text(encoding="utf-8")):
+            words = line.split()
+            command = commands.get(words[1]) if len(words) > 1 else None
+            known = set(_arguments(command if command is not None else parser))
+            for word in words[1:]:
+                flag = word.split("=", 1)[0].strip("[]().,;'\"")
+                if re.fullmatch(r"--?[a-z][a-z0-9-]*", flag) and flag not in known:
+                    wrong.append(f"{page.relative_to(ROOT)}: {flag} in {line.strip()!r}")
+    assert not wrong, "options the parser does not have:\n" + "\n".join(wrong)
+
+
+def test_the_command_reader_sees_continued_lines_and_inline_code():
+    page = "```sh\n$ atriva-infer bench m.onnx \\\n    --nope 3\n```\nUse `atriva-infer run --x`."
+    assert [line.split()[-2:] for line in _command_lines(page)] == [["--nope", "3"], ["run", "--x"]]

@@ -13,7 +13,12 @@ from tests.docs.conftest import ROOT
 from tests.test_architecture import LAYERS
 
 #: Modules whose ``__all__`` is the public API, documented under docs/api/.
-PUBLIC = ["atriva_inference", "atriva_inference.vision", "atriva_inference.pipeline"]
+PUBLIC = [
+    "atriva_inference",
+    "atriva_inference.vision",
+    "atriva_inference.pipeline",
+    "atriva_inference.quantization",
+]
 PUBLIC_WITH_EXTRAS = {"atriva_inference.serve": "fastapi"}
 
 
