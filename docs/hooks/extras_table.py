@@ -10,7 +10,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib
+
 
 #: For extras pyproject.toml says nothing about in a comment.
 DEFAULTS = {
