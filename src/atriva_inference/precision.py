@@ -27,8 +27,8 @@ __all__ = [
 ]
 
 #: Below this fraction of compute layers in INT8 a quantized model is reported as running
-#: mostly in float: its Q/DQ (or FakeQuantize) pairs cost time that its few INT8 kernels do
-#: not win back (issue 14: ORT S8S8 QDQ PP-LCNet, 4 of 32 convolutions INT8, 4.1x slower).
+#: mostly in float: little to gain, and Q/DQ (FakeQuantize) steps around float layers can
+#: cost more (issue 14: ORT S8S8 QDQ PP-LCNet, 4 of 32 convolutions INT8, 4.1x slower).
 MOSTLY_FLOAT_FRACTION = 0.5
 
 _QUANTIZE_HINT = "atriva-infer quantize MODEL --frames DIR"
@@ -71,8 +71,8 @@ class Quantization:
 
 
 class QuantizationWarning(UserWarning):
-    """A quantized model whose compute layers run mostly in float (likely slower than its
-    float original: the quantize/dequantize pairs cost more than the few INT8 kernels win)."""
+    """A quantized model whose compute layers run mostly in float: it gains little over its
+    float original and can be slower (quantize/dequantize steps around float layers)."""
 
 
 def summarize(
@@ -111,9 +111,9 @@ def warn_if_mostly_float(quantization: Quantization | None, path: str, backend: 
     if quantization is None or not quantization.mostly_float:
         return
     warnings.warn(
-        f"'{path}' is quantized, but on {backend} only {quantization}: expect it to be slower "
-        f"than its float model (the quantize/dequantize steps cost more than the few INT8 "
-        f"kernels win); quantize the float model again, e.g. {_QUANTIZE_HINT}",
+        f"'{path}' is quantized, but on {backend} only {quantization}: it gains little over "
+        f"its float model and can be slower (quantize/dequantize steps around float layers); "
+        f"quantize the float model again, e.g. {_QUANTIZE_HINT}",
         QuantizationWarning,
         stacklevel=4,  # the caller of load_model (via runtime._check_quantization)
     )
