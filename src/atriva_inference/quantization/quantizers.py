@@ -90,7 +90,8 @@ def _nncf_display(progress: Progress | None) -> Iterator[None]:
 
     NNCF has no switch for its bars: its ``track`` class is patched for this call only,
     built with ``disable=True`` and its iteration reporting ``(stage, done, total)``; the
-    statistics pass is the ``"calibrating"`` stage, the others keep NNCF's own names."""
+    statistics pass is the ``"calibrating"`` stage, the others keep NNCF's own names. (So
+    two NNCF quantizations on two threads at once would share one display.)"""
     from nncf.common.logging import nncf_logger
     from nncf.common.logging.track_progress import track
 

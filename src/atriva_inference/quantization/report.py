@@ -23,7 +23,9 @@ class QuantReport:
     interleaved on the same inputs and loaded the same way; ``speedup = f32_ms / int8_ms``.
     ``metric``/``value``: the agreement on held-out frames (see :mod:`.compare`) and
     ``drop = 1 - value``. ``max_abs_diff``/``max_rel_diff``: of any output (the relative one
-    over the output's largest f32 magnitude). ``quantization``: how much of the INT8 model
+    over the output's largest f32 magnitude). ``quantize_s``: seconds from the call to the
+    INT8 file written (frames read, f32 model loaded, calibration, save). ``quantization``:
+    how much of the INT8 model
     runs INT8, as the runtime reports it (``None`` where it cannot tell). ``passed`` is False
     when the speed-up is under ``min_speedup`` (1.0: INT8 slower than f32; 0: not guarded),
     the drop exceeds ``max_drop``, or nothing runs INT8; ``reasons`` says why, one line each.
