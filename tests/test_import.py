@@ -90,6 +90,21 @@ def test_every_name_in_all_exists():
         assert hasattr(atriva_inference, name), name
 
 
+def test_quantize_is_the_quantization_applications_own_and_loads_on_first_use():
+    result = _run(
+        """
+        import json, sys
+        import atriva_inference
+        before = "atriva_inference.quantization" in sys.modules
+        from atriva_inference import QuantReport, quantize
+        import atriva_inference.quantization as application
+        print(json.dumps({"before": before, "same": quantize is application.quantize
+                          and QuantReport is application.QuantReport}))
+        """
+    )
+    assert result == {"before": False, "same": True}
+
+
 REQUIRED_PUBLIC = [
     "InferenceRuntime",
     "InferenceRuntimeError",

@@ -10,6 +10,9 @@ when an :class:`InferenceRuntime` for it is created.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from .backends import BackendStatus, available_backends
 from .errors import (
     BackendUnavailableError,
@@ -50,6 +53,7 @@ __all__ = [
     "ModelClosedError",
     "ModelLoadError",
     "Profile",
+    "QuantReport",
     "Quantization",
     "QuantizationWarning",
     "RequestBusyError",
@@ -60,4 +64,20 @@ __all__ = [
     "TensorInfo",
     "__version__",
     "available_backends",
+    "quantize",
 ]
+
+#: Names served by the quantization application (``atriva_inference.quantization``), which sits
+#: above these public names (it uses the runtime, vision and the optional ``[quantize]`` extra):
+#: loaded on first use, so that ``import atriva_inference`` stays light. tests/test_import.py
+#: checks that they are the application's own objects and that importing the package does not
+#: import the application.
+_QUANTIZATION_NAMES = ("QuantReport", "quantize")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _QUANTIZATION_NAMES:
+        value = getattr(importlib.import_module(f"{__name__}.quantization"), name)
+        globals()[name] = value  # later lookups skip this hook
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
