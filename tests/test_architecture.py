@@ -1,4 +1,4 @@
-"""The shape of the package (ARCHITECTURE.md): no import circle anywhere in src, and no module
+"""The shape of the package (docs/architecture.md): no import circle anywhere in src, and no module
 imports one from a layer above its own. Every ``import`` statement counts, those inside
 functions and under ``TYPE_CHECKING`` included."""
 
@@ -17,7 +17,10 @@ ROOT = "atriva_inference"
 #: Layers, lowest first. A module may import from its own layer or the ones below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("errors", ("errors",)),
-    ("value types", ("dtypes", "devices", "precision", "profiling", "shapes", "tensor", "_layouts")),
+    (
+        "value types",
+        ("dtypes", "devices", "precision", "profiling", "shapes", "tensor", "_layouts"),
+    ),
     ("platform and run-time input plans", ("cuda", "_preparation")),
     ("backends", ("backends",)),
     ("engine", ("_engine",)),
@@ -79,7 +82,7 @@ def _layer(module: str) -> int:
         for prefix in prefixes:
             if relative == prefix or (prefix and relative.startswith(prefix + ".")):
                 return index
-    raise AssertionError(f"{module} is in no layer: add it to LAYERS and ARCHITECTURE.md")
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS and docs/architecture.md")
 
 
 def test_every_module_has_a_layer():
