@@ -40,8 +40,9 @@ STALE_ROLE = '"""The package.\n\nSee :class:`NoSuchThing`."""\n'
         ("See [the missing page](missing.md).\n", None, "missing.md"),
         ("# Index\n\n::: atriva_inference.NoSuchName\n", None, "NoSuchName"),
         ("# Index\n\n::: atriva_inference\n", STALE_ROLE, "NoSuchThing"),
+        ("# Index\n\nSee [it][atriva_inference.NoSuchRef].\n", None, "NoSuchRef"),
     ],
-    ids=["broken link", "stale API name", "stale name in a docstring"],
+    ids=["broken link", "stale API name", "stale name in a docstring", "stale cross-reference"],
 )
 def test_a_strict_build_fails_on(tmp_path, page, package, expected):
     """The same validation settings, mkdocstrings handler and griffe extension as mkdocs.yml,
@@ -58,7 +59,7 @@ def test_a_strict_build_fails_on(tmp_path, page, package, expected):
         "strict": True,
         "validation": config["validation"],
         "docs_dir": str(tmp_path / "docs"),
-        "plugins": ["search", {"mkdocstrings": {"handlers": {"python": handler}}}],
+        "plugins": ["search", "autorefs", {"mkdocstrings": {"handlers": {"python": handler}}}],
     }
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "index.md").write_text(page)

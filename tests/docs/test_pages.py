@@ -3,6 +3,8 @@ architecture page names every layer and module that tests/test_architecture.py k
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
 import inspect
 import re
@@ -54,3 +56,42 @@ def test_the_architecture_page_names_every_layer_and_module():
             if module and f"`{module}.py`" not in page and f"`{module}/`" not in page:
                 missing.append(module)
     assert not missing, f"docs/architecture.md's layer table lacks {missing}"
+
+
+@functools.cache
+def _class_members() -> dict[str, set[str]]:
+    """Every class defined in src/atriva_inference, by name: its methods and attributes."""
+    classes: dict[str, set[str]] = {}
+    for path in (ROOT / "src" / "atriva_inference").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                names = classes.setdefault(node.name, set())
+                for item in ast.walk(node):
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        names.add(item.name)
+                    elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                        names.add(item.target.id)
+    return classes
+
+
+#: ``Class.member`` written as code on a page (``Engine.run``, ``Backend.devices()``).
+MEMBER_MENTION = re.compile(r"`([A-Z]\w*)\.([a-z_]\w*)(?:\([^`]*\))?`")
+
+
+@pytest.mark.parametrize("page", ["architecture.md", "guide.md", "getting-started.md", "index.md"])
+def test_class_members_named_on_the_page_exist(page):
+    """The architecture page names internals no API page renders (``Engine.start``,
+    ``LoadedModel.create_request()``): each must still exist in the code."""
+    classes = _class_members()
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    mentions = [m.groups() for m in MEMBER_MENTION.finditer(text) if m.group(1) in classes]
+    if page == "architecture.md":
+        assert len(mentions) >= 8, mentions
+    stale = [f"{cls}.{member}" for cls, member in mentions if member not in classes[cls]]
+    assert not stale, f"docs/{page} names members that do not exist: {stale}"
+
+
+def test_the_member_reader_finds_mentions():
+    found = [m.groups() for m in MEMBER_MENTION.finditer("`Engine.run` and `Backend.devices()`")]
+    assert found == [("Engine", "run"), ("Backend", "devices")]
+    assert "create_request" in _class_members()["LoadedModel"]
