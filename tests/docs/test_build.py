@@ -32,27 +32,27 @@ def test_nothing_is_fetched_from_the_network(built_site):
 
 
 STALE_ROLE = '"""The package.\n\nSee :class:`NoSuchThing`."""\n'
+#: Pages of the probe site that break the build, and what the build must say about each. The
+#: stale ``:::`` identifier aborts at once, so it gets a build of its own.
+BAD_PAGES = {
+    "several faults": {
+        "index.md": ("See [the missing page](missing.md).\n", "missing.md"),
+        "api.md": ("# API\n\n::: atriva_inference\n", "NoSuchThing"),  # from STALE_ROLE
+        "refs.md": ("# Refs\n\nSee [it][atriva_inference.NoSuchRef].\n", "NoSuchRef"),
+    },
+    "stale API name": {"index.md": ("# Index\n\n::: atriva_inference.NoSuchName\n", "NoSuchName")},
+}
 
 
-@pytest.mark.parametrize(
-    ("page", "package", "expected"),
-    [
-        ("See [the missing page](missing.md).\n", None, "missing.md"),
-        ("# Index\n\n::: atriva_inference.NoSuchName\n", None, "NoSuchName"),
-        ("# Index\n\n::: atriva_inference\n", STALE_ROLE, "NoSuchThing"),
-        ("# Index\n\nSee [it][atriva_inference.NoSuchRef].\n", None, "NoSuchRef"),
-    ],
-    ids=["broken link", "stale API name", "stale name in a docstring", "stale cross-reference"],
-)
-def test_a_strict_build_fails_on(tmp_path, page, package, expected):
+@pytest.mark.parametrize("case", BAD_PAGES, ids=list(BAD_PAGES))
+def test_a_strict_build_fails_on(tmp_path, case):
     """The same validation settings, mkdocstrings handler and griffe extension as mkdocs.yml,
-    on one bad page (or a package whose docstring names nothing that exists)."""
+    on pages with a broken link, a stale cross-reference, a stale ``:::`` identifier, or a
+    package whose docstring names nothing that exists: each is reported and fails the build."""
     config = yaml.safe_load(_config_text())
-    src = ROOT / "src"
-    if package is not None:
-        src = tmp_path / "src"
-        (src / "atriva_inference").mkdir(parents=True)
-        (src / "atriva_inference" / "__init__.py").write_text(package)
+    src = tmp_path / "src"
+    (src / "atriva_inference").mkdir(parents=True)
+    (src / "atriva_inference" / "__init__.py").write_text(STALE_ROLE)
     handler = {"paths": [str(src)], "options": {"extensions": [str(HOOKS / "griffe_roles.py")]}}
     small = {
         "site_name": "probe",
@@ -62,11 +62,13 @@ def test_a_strict_build_fails_on(tmp_path, page, package, expected):
         "plugins": ["search", "autorefs", {"mkdocstrings": {"handlers": {"python": handler}}}],
     }
     (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "index.md").write_text(page)
+    for name, (text, _) in BAD_PAGES[case].items():
+        (tmp_path / "docs" / name).write_text(text)
     (tmp_path / "mkdocs.yml").write_text(yaml.safe_dump(small))
     result = mkdocs_build(tmp_path / "mkdocs.yml", tmp_path / "site", cwd=tmp_path)
     assert result.returncode != 0
-    assert expected in result.stderr + result.stdout
+    for _, expected in BAD_PAGES[case].values():
+        assert expected in result.stderr + result.stdout, expected
 
 
 def _config_text() -> str:
