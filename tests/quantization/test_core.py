@@ -74,7 +74,8 @@ def test_report_is_sane(quantized, model: str, backend: str) -> None:
     )
     assert report.input_shape == expected_shape
     assert report.f32_ms > 0 and report.int8_ms > 0
-    assert report.speedup == pytest.approx(report.f32_ms / report.int8_ms)
+    # The median of paired ratios: near the ratio of the medians, not equal to it.
+    assert report.speedup == pytest.approx(report.f32_ms / report.int8_ms, rel=0.5)
     assert 0 <= report.value <= 1
     assert report.drop == pytest.approx(1 - report.value)
     assert report.metric == ("top1" if model == "classifier" else "iou")

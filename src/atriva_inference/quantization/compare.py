@@ -74,6 +74,7 @@ def resolve_decoder(decode: Decoder | str | None, metric: str) -> Decoder | None
 class Comparison:
     f32_ms: float
     int8_ms: float
+    speedup: float
     value: float
     max_abs_diff: float
     max_rel_diff: float
@@ -88,13 +89,16 @@ def compare(
     *,
     metric: str,
     decode: Decoder | None,
-    rounds: int = 3,
+    min_pairs: int = 30,
     progress: Callable[[int, int], None] | None = None,
 ) -> Comparison:
     """Run both loaded models on the same ``feeds`` (one per held-out frame), interleaved:
-    ``rounds`` passes, each frame through f32 and INT8 back to back, the order alternating
-    per pass so neither always runs on a warmer cache. Latency is the median per model;
-    the outputs of the first pass are compared."""
+    passes over the frames (at least 3, and enough for ``min_pairs`` timed pairs), each
+    frame through f32 and INT8 back to back, the order alternating per pass so neither
+    always runs on a warmer cache. Latency is the median per model; the speed-up is the
+    median of the per-pair ratios (robust to load that comes and goes during the run). The
+    outputs of the first pass are compared."""
+    rounds = max(3, -(-min_pairs // max(len(feeds), 1)))
     name = f32.inputs[0].name
     for feed in feeds[:2]:  # warm-up: first-shape compiles and caches, not timed
         f32.run({name: feed})
@@ -121,9 +125,11 @@ def compare(
                 progress(done, total)
     absolute, relative = _differences(outputs["f32"], outputs["int8"])
     value = _METRIC_FUNCTIONS[metric](outputs["f32"], outputs["int8"], frames, decode)
+    ratios = [a / b for a, b in zip(times["f32"], times["int8"]) if b > 0]
     return Comparison(
         f32_ms=statistics.median(times["f32"]),
         int8_ms=statistics.median(times["int8"]),
+        speedup=statistics.median(ratios) if ratios else float("inf"),
         value=value,
         max_abs_diff=absolute,
         max_rel_diff=relative,

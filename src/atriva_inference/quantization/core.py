@@ -209,7 +209,7 @@ def quantize(
             input_shape=list(plan.shape),
             f32_ms=result.f32_ms,
             int8_ms=result.int8_ms,
-            speedup=result.f32_ms / result.int8_ms if result.int8_ms > 0 else float("inf"),
+            speedup=result.speedup,
             metric=metric,
             value=result.value,
             drop=max(0.0, 1.0 - result.value),
@@ -278,10 +278,10 @@ def _guard(report: QuantReport) -> list[str]:
     reasons = []
     if report.speedup < report.min_speedup:
         wanted = "" if report.min_speedup == 1 else f" (min speed-up {report.min_speedup:g}x)"
-        slower = "slower than" if report.int8_ms > report.f32_ms else "not enough faster than"
+        slower = "slower than" if report.speedup < 1 else "not enough faster than"
         reasons.append(
             f"INT8 is {slower} f32: {report.int8_ms:.2f} ms vs {report.f32_ms:.2f} ms "
-            f"({report.int8_ms / report.f32_ms:.2f}x the f32 time){wanted}"
+            f"({1 / report.speedup:.2f}x the f32 time){wanted}"
         )
     if report.max_drop is not None and report.drop > report.max_drop:
         reasons.append(

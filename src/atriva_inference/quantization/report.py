@@ -20,7 +20,8 @@ class QuantReport:
     """An INT8 model written, and how it compares with its f32 source on held-out frames.
 
     ``f32_ms``/``int8_ms``: median latency of one frame, measured in one run, the two models
-    interleaved on the same inputs and loaded the same way; ``speedup = f32_ms / int8_ms``.
+    interleaved on the same inputs and loaded the same way; ``speedup``: the median of the
+    paired ``f32 / INT8`` time ratios (close to ``f32_ms / int8_ms``, steadier under load).
     ``metric``/``value``: the agreement on held-out frames (see :mod:`.compare`) and
     ``drop = 1 - value``. ``max_abs_diff``/``max_rel_diff``: of any output (the relative one
     over the output's largest f32 magnitude). ``quantize_s``: seconds from the call to the
