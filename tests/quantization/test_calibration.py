@@ -98,3 +98,14 @@ def test_wrong_channel_count_and_layout() -> None:
         FramePlan(
             TensorInfo("v", (1, 4), np.dtype(np.float32)), "NC", mean=None, scale=None, shape=None
         )
+
+
+def test_integer_image_inputs_take_the_pixels() -> None:
+    info = TensorInfo("image_tensor", (1, 8, 8, 3), np.dtype(np.uint8))
+    plan = FramePlan(info, "NHWC", mean=None, scale=None, shape=None)
+    frame = np.arange(192, dtype=np.uint8).reshape(8, 8, 3)
+    tensor = plan.tensor(frame)
+    assert tensor.dtype == np.uint8 and tensor.shape == (1, 8, 8, 3)
+    np.testing.assert_array_equal(tensor[0], frame)
+    with pytest.raises(InvalidInputError, match="mean and scale apply to float inputs"):
+        FramePlan(info, "NHWC", mean=[1.0], scale=None, shape=None)

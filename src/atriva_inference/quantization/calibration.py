@@ -115,7 +115,17 @@ class FramePlan:
             )
         self.name = info.name
         self.layout = layout
-        self.dtype = info.dtype if info.dtype.kind == "f" else np.dtype(np.float32)
+        self.dtype = info.dtype
+        if info.dtype.kind not in "fiu":
+            raise InvalidInputError(
+                f"input '{info.name}': quantize calibrates image inputs of numbers, it takes "
+                f"{info.dtype.name}"
+            )
+        if info.dtype.kind != "f" and (mean is not None or scale is not None):
+            raise InvalidInputError(
+                f"mean/scale of '{info.name}': the input takes {info.dtype.name}; mean and "
+                f"scale apply to float inputs"
+            )
         declared = info.shape or (None,) * 4
         if shape is not None:
             if len(shape) != 4:
@@ -162,7 +172,9 @@ class FramePlan:
     def tensor(self, frame: np.ndarray) -> np.ndarray:
         """The float tensor the model's first layer sees for ``frame`` (batch of one): the
         runtime's in-graph conversion and ``(x - mean) / scale``, done in numpy."""
-        pixels = self.frame(frame).astype(np.float32)
+        pixels = self.frame(frame)
+        if self.dtype.kind == "f":  # an integer input (uint8 images) takes the pixels as they are
+            pixels = pixels.astype(np.float32)
         if self.mean is not None:
             pixels -= self.mean
         if self.scale is not None:
