@@ -13,7 +13,9 @@ way a careful user would (OpenVINO: the model reshaped to the benchmark's static
 compiled with ``INFERENCE_PRECISION_HINT`` f32 and the LATENCY hint -- what the runtime
 compiles a float or quantized model with --, one request, the input tensor set once,
 ``infer()``; ONNX Runtime: one ``InferenceSession`` on the CPU provider, ``session.run``)
-and through this runtime (``load_model(path, "CPU")``, ``model.run``), all of them
+and through this runtime (``load_model(path, "CPU")``, ``model.run``) -- on OpenVINO also
+raw compiled with the file's free dims as they are (``raw dyn``: what a dynamic compile
+costs, beside raw's best) --, all of them
 interleaved in one measurement (:func:`benchmarks.runtime.measure_latency`: rounds of every
 variant, the order rotating) on the same real input: the text page (classifier), the
 astronaut photo (CenterFace). Each row: raw and ours median ms, ours / raw (median of
@@ -107,14 +109,18 @@ def _inputs(model: str, settings: QuantizedSettings) -> dict[str, np.ndarray]:
 
 
 # -- the raw backends ------------------------------------------------------------------------------
-def _raw_openvino(path: Path, feed: dict[str, np.ndarray]) -> tuple[Callable[[], Any], list]:
-    """OpenVINO as a careful user calls it: static at the input's shape, f32 hint, LATENCY,
-    one request with its input tensors set once. Returns ``infer`` and the outputs."""
+def _raw_openvino(
+    path: Path, feed: dict[str, np.ndarray], static: bool = True
+) -> tuple[Callable[[], Any], list]:
+    """OpenVINO as a careful user calls it: static at the input's shape (or, ``static``
+    false, the file's own free dims), f32 hint, LATENCY, one request with its input tensors
+    set once. Returns ``infer`` and the outputs."""
     import openvino as ov
 
     core = ov.Core()
     model = core.read_model(str(path))
-    model.reshape({name: list(array.shape) for name, array in feed.items()})
+    if static:
+        model.reshape({name: list(array.shape) for name, array in feed.items()})
     compiled = core.compile_model(model, "CPU", runtime.OV_LATENCY)
     request = compiled.create_infer_request()
     for name, array in feed.items():
@@ -171,6 +177,8 @@ def _backend_rows(
             model = ours_runtime.load_model(paths[build], "CPU")
             ours_outputs = [tensor.to_numpy() for tensor in model.run(feed).values()]
             variants[f"raw_{build}"] = raw_call
+            if backend == "openvino":  # what a dynamic compile costs raw, beside its best
+                variants[f"rawdyn_{build}"] = _raw_openvino(paths[build], feed, static=False)[0]
             variants[f"ours_{build}"] = functools.partial(model.run, feed)
             quantization = getattr(model, "quantization", None)
             facts[build] = {
@@ -200,11 +208,16 @@ def _backend_rows(
             "raw_median_ms": float(np.median(np.concatenate(samples[f"raw_{build}"]))),
             "ours_median_ms": float(np.median(np.concatenate(samples[f"ours_{build}"]))),
             "ours_vs_raw": runtime._paired(ours, raw, runtime._ratio),
+            "raw_dynamic_median_ms": None,
             "rounds_median_ms": {"raw": raw, "ours": ours},
             "calls_per_round": calls,
             "foreign_cpu_percent": foreign,
             **{key: value for key, value in facts[build].items() if key != "outputs"},
         }
+        if f"rawdyn_{build}" in samples:
+            dynamic = samples[f"rawdyn_{build}"]
+            row["raw_dynamic_median_ms"] = float(np.median(np.concatenate(dynamic)))
+            row["rounds_median_ms"]["raw_dynamic"] = medians[f"rawdyn_{build}"]
         if build != "f32":  # INT8 speed-up over the f32 build, per round: f32 time / INT8 time
             row["speedup_raw"] = runtime._paired(medians["raw_f32"], raw, runtime._ratio)
             row["speedup_ours"] = runtime._paired(medians["ours_f32"], ours, runtime._ratio)
@@ -263,7 +276,7 @@ def quantized_tables(found: dict[str, Any]) -> str:
     settings = found["settings"]
     height, width = settings["centerface_size"]
     headers = [
-        "model", "backend", "build", "precision", "raw ms", "ours ms", "ours/raw",
+        "model", "backend", "build", "precision", "raw ms", "ours ms", "ours/raw", "raw dyn ms",
         "INT8 speed-up raw", "ours", "cos vs f32", "top-1", "INT8 layers", "load",
     ]  # fmt: skip
     rows = [
@@ -275,6 +288,7 @@ def quantized_tables(found: dict[str, Any]) -> str:
             row["raw_median_ms"],
             row["ours_median_ms"],
             _times(row["ours_vs_raw"]),
+            row["raw_dynamic_median_ms"],
             _times(row.get("speedup_raw")),
             _times(row.get("speedup_ours")),
             row.get("cosine_vs_f32"),
@@ -289,6 +303,8 @@ def quantized_tables(found: dict[str, Any]) -> str:
         f"1x3x{height}x{width}; {settings['seconds']:g} s per variant in "
         f"{settings['rounds']} interleaved rounds)",
         report.table(headers, rows),
+        "  raw: compiled static at the shape (OpenVINO), raw dyn: the file's free dims compiled "
+        "as they are; ours: load_model(path, 'CPU'), model.run\n"
         "  ours/raw and the speed-ups are medians of per-round ratios; speed-up = f32 time / "
         "INT8 time on the same backend; load = other processes' CPU use while measured",
     ]

@@ -30,6 +30,7 @@ ROW_KEYS = {
     "raw_median_ms",
     "ours_median_ms",
     "ours_vs_raw",
+    "raw_dynamic_median_ms",
     "rounds_median_ms",
     "precision",
     "quantization",
@@ -71,6 +72,8 @@ def test_smoke_run_rows(smoke):
         assert math.isfinite(row["ours_vs_raw"]) and row["ours_vs_raw"] > 0
         assert len(row["rounds_median_ms"]["raw"]) == QuantizedSettings.smoke().rounds
         assert row["max_abs_diff_ours_vs_raw"] < 1e-3  # the same file, the same answers
+        dynamic = row["raw_dynamic_median_ms"]  # raw's dynamic compile: OpenVINO only
+        assert (dynamic is not None and dynamic > 0) == (row["backend"] == "openvino")
         if row["build"] == "f32":
             assert row["precision"] == "FP32" and row["quantization"] is None
             assert not INT8_KEYS & set(row)

@@ -163,3 +163,19 @@ def test_precision_help_mentions_int8(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "INT8 requires a quantized model (see atriva-infer quantize)" in text
     assert "--against OTHER_MODEL" in text and "--inputs DIR|VIDEO|FILE.npy" in text
+
+
+def test_compare_runs_every_configuration_on_the_same_frames(
+    models, page_rotations, capsys, tmp_path
+):
+    path = tmp_path / "compare.json"
+    code, out, err = _run(
+        capsys, "bench", models["onnx"], "--backend", "openvino,onnxruntime",
+        "--inputs", page_rotations, "--json", path, *FAST,
+    )  # fmt: skip
+    assert code == 0, err
+    data = json.loads(path.read_text())
+    assert data["inputs_source"].startswith("input uint8[1,16,16,3] (4 frames of")
+    first, second = data["compare"]
+    assert first["reference"] and second["backend"] == "onnxruntime"
+    assert second["outputs"]["output"]["max_rel"] < 1e-3  # two backends, the same frames

@@ -29,7 +29,7 @@ from .options import (
 __all__ = ["PROG", "add_model_options", "build_parser"]
 
 _RANDOM_HELP = (
-    "Random inputs (when no --input is given): a dynamic first dimension becomes 1 (batch of "
+    "Random inputs (when no input file is given): a dynamic first dimension becomes 1 (batch of "
     "one), any other dynamic dimension becomes --dynamic-size (default "
     f"{DEFAULT_DYNAMIC_SIZE}); floats are uniform in [0, 1), integers uniform in "
     f"[0, {INT_HIGH}), bools are fair coin flips and strings are short random words. "
@@ -41,8 +41,9 @@ _INPUTS_HELP = (
     "--inputs DIR|VIDEO|IMAGE: at most "
     f"{MAX_FRAMES} frames (spread evenly over a video) for a model with one image input, "
     "cycled through; each is stretched (bilinear) to the input's H and W (from --shape when "
-    "they are dynamic, else the first frame's size), and goes in as uint8 RGB NHWC: the "
-    "runtime converts it in the model (layout, dtype, then --mean/--scale: without them the "
+    "they are dynamic, else the first frame's size); a static batch N takes N frames per run; "
+    "they go in as uint8 RGB NHWC: the "
+    "runtime converts them in the model (layout, dtype, then --mean/--scale: without them the "
     "model sees 0-255 values). --inputs FILE.npy[,FILE.npy..]: the arrays as they are (the "
     "model's dtype, a shape that fits): each file one input of a one-input model, cycled "
     "through, or NAME=FILE.npy for each input of a model with several."
