@@ -1,8 +1,8 @@
 """The extras table of docs/getting-started.md, read from pyproject.toml at build time.
 
-Each extra of ``[project.optional-dependencies]`` becomes a row: its name, the ``pip install``
-line, what it brings (the comment lines just above it in pyproject.toml, else a short default
-below) and its requirements. An extra added to pyproject.toml appears without editing the page.
+Each extra of ``[project.optional-dependencies]`` becomes a row: its name, what it brings (the
+comment lines just above it in pyproject.toml, else a short default below) and its
+requirements. An extra added to pyproject.toml appears without editing the page.
 """
 
 from __future__ import annotations
@@ -31,11 +31,16 @@ def render_table(pyproject: Path) -> str:
     name = project["name"]
     extras = project.get("optional-dependencies", {})
     comments = _comments(text)
-    rows = ["| extra | install | what it brings | requirements |", "|---|---|---|---|"]
+    rows = [
+        f'Install one or several with `pip install "{name}[extra,...]"`.',
+        "",
+        "| extra | what it brings | requirements |",
+        "|---|---|---|",
+    ]
     for extra, requirements in extras.items():
         what = comments.get(extra) or DEFAULTS.get(extra, "")
         packages = ", ".join(f"`{requirement}`" for requirement in requirements)
-        rows.append(f'| `{extra}` | `pip install "{name}[{extra}]"` | {_cell(what)} | {packages} |')
+        rows.append(f"| `[{extra}]` | {_cell(what)} | {packages} |")
     return "\n".join(rows)
 
 
