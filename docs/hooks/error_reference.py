@@ -1,11 +1,12 @@
 """docs/errors.md's error tree and messages, produced by really raising each error.
 
 Every build finds the exception classes of ``src/atriva_inference`` (subclasses of
-``InferenceRuntimeError``), triggers each one with the real runtime (ONNX Runtime on the CPU,
-tiny models written with ``onnx.helper`` into a temporary folder, which is the working
-directory, so paths in messages are relative), and writes the tree, the code that raised it,
-the message and the chained backend exception into the page. A class without a trigger here,
-or a trigger that raises something else, fails the build: the page cannot drift from the code.
+``InferenceRuntimeError``), triggers each one with the real runtime on each CPU backend here
+(ONNX Runtime, and OpenVINO where installed), on tiny models written with ``onnx.helper`` into a
+temporary folder that is the working directory (so paths in messages are relative), and writes
+the tree, the code that raised it, the message and the chained backend exception into the page
+(one tab per backend where their messages differ). A class without a trigger here, or a
+trigger that raises something else, fails the build: the page cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ast
 import asyncio
 import contextlib
 import importlib
+import importlib.util
 import inspect
 import os
 import tempfile
@@ -31,10 +33,11 @@ PACKAGE = "atriva_inference"
 
 @dataclass
 class Raised:
+    """One error as each backend raised it: backend label -> (message, chained exception)."""
+
     cls: type[BaseException]
     code: str
-    message: str
-    cause: str | None
+    by_backend: dict[str, tuple[str, str | None]]
 
 
 # -- finding the classes -------------------------------------------------------------------
@@ -239,34 +242,42 @@ def raise_each(classes: list[type[BaseException]]) -> dict[str, Raised]:
             "docs/hooks/error_reference.py (the page shows each error really raised)"
         )
     by_name = {cls.__name__: cls for cls in classes}
-    raised: dict[str, Raised] = {}
+    raised = {name: Raised(by_name[name], _body(TRIGGERS[name]), {}) for name in names}
     with _workdir(), _quiet_onnxruntime():
         _write_models()
-        for name in sorted(names):
-            trigger = TRIGGERS[name]
-            trigger.__globals__.update(
-                np=np, InferenceRuntime=InferenceRuntime, ModelRepository=ModelRepository
-            )
-            with InferenceRuntime(backend="onnxruntime") as runtime:
-                try:
-                    trigger(runtime)
-                except BaseException as exc:  # the one we want is checked just below
-                    if type(exc) is not by_name[name]:
-                        raise PluginError(
-                            f"docs/{PAGE}: the trigger of {name} raised {type(exc).__name__}: {exc}"
-                        ) from exc
-                    cause = exc.__cause__
-                    raised[name] = Raised(
-                        by_name[name],
-                        _body(trigger),
-                        str(exc),
-                        None
-                        if cause is None
-                        else f"{type(cause).__module__}.{type(cause).__name__}",
-                    )
-                else:
-                    raise PluginError(f"docs/{PAGE}: the trigger of {name} raised nothing")
+        for backend, label in _backends():
+            for name in sorted(names):
+                trigger = TRIGGERS[name]
+                trigger.__globals__.update(
+                    np=np, InferenceRuntime=InferenceRuntime, ModelRepository=ModelRepository
+                )
+                with InferenceRuntime(backend=backend) as runtime:
+                    try:
+                        trigger(runtime)
+                    except BaseException as exc:  # the one we want is checked just below
+                        if type(exc) is not by_name[name]:
+                            raise PluginError(
+                                f"docs/{PAGE}: on {backend}, the trigger of {name} raised "
+                                f"{type(exc).__name__}: {exc}"
+                            ) from exc
+                        cause = exc.__cause__
+                        chained = None if cause is None else _qualified(type(cause))
+                        raised[name].by_backend[label] = (str(exc), chained)
+                    else:
+                        raise PluginError(f"docs/{PAGE}: on {backend}, {name} was not raised")
     return raised
+
+
+def _backends() -> list[tuple[str, str]]:
+    """ONNX Runtime (the [docs] extra brings it), and OpenVINO where it is installed."""
+    found = [("onnxruntime", "ONNX Runtime")]
+    if importlib.util.find_spec("openvino") is not None:
+        found.append(("openvino", "OpenVINO"))
+    return found
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 @contextlib.contextmanager
@@ -324,20 +335,21 @@ def _section(cls: type, raised: Raised | None) -> list[str]:
     if raised is None:
         lines += ["Never raised as such: catch it to catch every error of the runtime.", ""]
         return lines
-    lines += [
-        "Raised here by (ONNX Runtime, CPU):",
-        "",
-        "```python",
-        raised.code,
-        "```",
-        "",
-        "Message:",
-        "",
-        "```text",
-        f"{cls.__name__}: {raised.message}",
-        "```",
-        "",
-    ]
-    if raised.cause:
-        lines += [f"Chained backend exception (`__cause__`): `{raised.cause}`.", ""]
+    lines += ["Raised by:", "", "```python", raised.code, "```", ""]
+    if len(set(raised.by_backend.values())) == 1:  # one block, said to be the same on every backend
+        backends = " and ".join(raised.by_backend)
+        lines += [f"Message ({backends}, CPU):", ""]
+        lines += _message(cls, next(iter(raised.by_backend.values())))
+        return lines
+    for label, message in raised.by_backend.items():  # a tab per backend
+        lines += [f'=== "{label}"', ""]
+        lines += ["    " + line if line else "" for line in _message(cls, message)]
+    return lines
+
+
+def _message(cls: type, message: tuple[str, str | None]) -> list[str]:
+    text, chained = message
+    lines = ["```text", f"{cls.__name__}: {text}", "```", ""]
+    if chained:
+        lines += [f"Chained backend exception (`__cause__`): `{chained}`.", ""]
     return lines
