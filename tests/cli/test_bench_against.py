@@ -158,3 +158,15 @@ def test_max_differences_takes_the_worst_feed_and_matches_renamed_outputs():
     assert notes == ["outputs matched by position (out vs y)"]
     found, notes = max_differences([{"y": np.zeros(3)}], [{"y": np.zeros(3), "z": np.zeros(1)}])
     assert found == {"y": (0.0, 0.0)} and notes == ["output 'z' missing"]
+
+
+def test_compare_shows_what_runs_in_int8_on_each_backend(classifier_pair, capsys, tmp_path):
+    path = tmp_path / "compare.json"
+    code, out, err = _bench(
+        capsys, classifier_pair[1], "--backend", "openvino,onnxruntime", "--json", path, *FAST
+    )
+    assert code == 0, err
+    rows = json.loads(path.read_text())["compare"]
+    assert [row["precision"] for row in rows] == ["INT8", "INT8"]
+    assert all("compute layers in INT8" in row["quantization"] for row in rows)
+    assert out.count("    quantization: ") == 2

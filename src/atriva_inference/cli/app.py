@@ -398,6 +398,8 @@ def _bench_compare(
                 print(f"{lead}{asked:<9} error: {row.error}")
             continue
         print(f"{lead}{row.precision:<9} {_measured_cells(row)}")
+        if row.quantization is not None:
+            print(f"    quantization: {row.quantization}")
         _print_differences(row)
     if first is not None:
         print(

@@ -288,6 +288,7 @@ class CompareRow:
     config: Config
     device: str = ""
     precision: str = ""
+    quantization: str | None = None  # str(model.quantization); None: a float model
     result: BenchResult | None = None
     outputs: list[dict[str, np.ndarray]] = field(default_factory=list, repr=False)  # per feed
     profile: Any = None
@@ -308,6 +309,7 @@ class CompareRow:
             "requested_precision": self.config.precision,
             "device": self.device or None,
             "precision": self.precision or None,
+            "quantization": self.quantization,
             "reference": self.reference,
             "skipped": self.skipped,
             "error": self.error,
@@ -402,6 +404,7 @@ def compare(
                 row.error = one_line(exc)
                 continue
             row.device, row.precision = model.device, model.precision
+            row.quantization = quantization_text(model, none="") or None
             if shared is None:  # errors here (a bad --shape) are the caller's: not caught
                 shared = feed_list(inputs(model.inputs))  # type: ignore[operator]
             try:
