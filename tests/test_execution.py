@@ -448,9 +448,10 @@ def test_eviction_never_breaks_runs_in_flight(runtime, backend, dynamic, rng):
 def test_start_and_submit_read_the_callers_array_in_place(
     runtime, backend, conv_net, rng, monkeypatch
 ):
-    """The decision (README, "Guarantees"): no snapshot is taken at start/submit -- the backend
-    reads the caller's array until the inference is done, so writing to it before wait()
-    may change the answer. The array handed to the backend is the caller's own memory."""
+    """The decision (docs/guide.md, "Input arrays after start()/submit()"): no snapshot is
+    taken at start/submit -- the backend reads the caller's array until the inference is done,
+    so writing to it before wait() may change the answer. The array handed to the backend is
+    the caller's own memory."""
     model = load(runtime, conv_net, backend)
     frame = np.ascontiguousarray(conv_net.make_inputs(rng)["input"])
     expected = conv_net.reference({"input": frame})["output"]
