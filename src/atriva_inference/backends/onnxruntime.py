@@ -297,17 +297,11 @@ class ONNXRuntimeBackend(Backend):
                 session = _session(source, self._session_options(options), providers)
             return session, False, _ort_operators(source.data) if inspect else None
         if options.cache_dir is None:
-            if not inspect:
-                with _translate(ModelLoadError, context):
-                    return _session(source, self._session_options(options), providers), False, None
-            with tempfile.TemporaryDirectory(prefix="atriva-ort-") as folder:
-                optimized = Path(folder) / "optimized.ort"
-                session_options = self._session_options(options)
-                session_options.optimized_model_filepath = str(optimized)
-                session_options.log_severity_level = 3  # see the cache's note below
-                with _translate(ModelLoadError, context):
-                    session = _session(source, session_options, providers)
-                return session, False, _ort_operators_of_file(optimized)
+            inspected = self._inspected_session(source, providers, options) if inspect else None
+            if inspected is not None:
+                return inspected
+            with _translate(ModelLoadError, context):
+                return _session(source, self._session_options(options), providers), False, None
         key = self._cache_key(source.data, providers)
         cached = options.cache_dir / "onnxruntime" / f"{key}.ort"
         if cached.is_file():
@@ -331,6 +325,23 @@ class ONNXRuntimeBackend(Backend):
         if partial.is_file():
             os.replace(partial, cached)  # atomic: a concurrent reader never sees half a file
         return session, False, _ort_operators_of_file(cached) if inspect else None
+
+    def _inspected_session(
+        self, source: _Source, providers: list[Provider], options: LoadOptions
+    ) -> tuple[Any, bool, list[str] | None] | None:
+        """A session that writes its optimized graph to a temporary ORT-format file, and the
+        operators read back from it; None when that fails (the caller loads plainly, and
+        reports a broken model with its own error)."""
+        with tempfile.TemporaryDirectory(prefix="atriva-ort-") as folder:
+            optimized = Path(folder) / "optimized.ort"
+            session_options = self._session_options(options)
+            session_options.optimized_model_filepath = str(optimized)
+            session_options.log_severity_level = 3  # see the cache's note in _create_session
+            try:
+                session = _session(source, session_options, providers)
+            except Exception:  # e.g. a graph ORT's format cannot hold
+                return None
+            return session, False, _ort_operators_of_file(optimized)
 
     def _cache_key(self, data: bytes, providers: list[Provider]) -> str:
         """The model as read (edits made, weights read in), the runtime and the hardware."""
