@@ -122,7 +122,7 @@ class InferenceRuntime:
         hints = _layout_hints(layout)
         warmups = [_warmup_spec(spec) for spec in shapes or ()]
         options = LoadOptions(
-            precision=_normalize_precision(precision, self.backend, self._backend.precisions),
+            precision=_normalize_precision(precision, self._backend.precisions),
             profiling=bool(profiling),
             cache_dir=self._cache_dir,
             dynamic=bool(dynamic),
@@ -304,9 +304,7 @@ def _check_quantization(model: Model, requested: str | None) -> None:
     warn_if_mostly_float(model.quantization, model.path, model.backend)
 
 
-def _normalize_precision(
-    precision: str | None, backend: str, offered: tuple[str, ...]
-) -> str | None:
+def _normalize_precision(precision: str | None, offered: tuple[str, ...]) -> str | None:
     if precision is None:
         return None
     text = str(precision).strip().upper()
