@@ -89,6 +89,30 @@ def test_chrome_trace(runtime, backend, conv_net, rng, tmp_path):
     assert any(e.get("cat") in ("layer", "transfer") for e in events)
 
 
+def test_chrome_trace_leaves_out_layers_with_no_time(tmp_path):
+    """0-length events at the next layer's timestamp break viewers' stacks (speedscope)."""
+    profile = Profile(
+        backend="b",
+        device="CPU",
+        precision="FP32",
+        layers=[
+            LayerRecord("input", "Parameter", time_ms=0.0, count=2),
+            LayerRecord("conv", "Convolution", time_ms=2.0, count=2),
+            LayerRecord("fused", "Multiply", time_ms=0.0, count=2),
+            LayerRecord("fc", "FullyConnected", time_ms=1.0, count=2),
+        ],
+        layer_detail=True,
+    )
+    path = tmp_path / "trace.json"
+    profile.to_chrome_trace(path)
+    layers = [e for e in json.loads(path.read_text())["traceEvents"] if e.get("cat") == "layer"]
+    assert [(e["name"], e["ts"], e["dur"]) for e in layers] == [
+        ("conv", 0.0, 1000.0),
+        ("fc", 1000.0, 500.0),
+    ]
+    assert len(profile.to_dict()["layers"]) == 4  # still reported, only not drawn
+
+
 def test_transfer_time_sums_transfer_layers():
     profile = Profile(
         backend="b",

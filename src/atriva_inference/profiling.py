@@ -188,7 +188,8 @@ class Profile:
 
         Process 1 holds the recent runs, one track per request, on their real timeline.
         Process 2 (with layer detail) holds the layers of one mean run laid end to end in
-        execution order: backends report per-layer durations, not start times.
+        execution order: backends report per-layer durations, not start times. Layers with no
+        measured time (inputs, constants, fused nodes) are left out of the trace.
         """
         events: list[dict[str, Any]] = [
             _metadata(1, f"{self.backend} {self.device} {self.precision}: runs"),
@@ -211,6 +212,11 @@ class Profile:
             cursor = 0.0
             for layer in self.layers:
                 mean_us = layer.time_ms * 1e3 / max(layer.count, 1)
+                if mean_us <= 0:
+                    # Inputs, constants and fused nodes report 0 ms: as 0-length events at the
+                    # next layer's timestamp they make viewers (speedscope) nest every later
+                    # layer one level deeper. They stay in ``layers`` and ``to_dict()``.
+                    continue
                 events.append(
                     {
                         "name": layer.name,
