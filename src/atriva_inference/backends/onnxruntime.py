@@ -845,7 +845,7 @@ class ONNXRuntimeCudaRequest(ONNXRuntimeRequest):
     device inputs are read in place, so only a different one needs binding.
 
     Written against ONNX Runtime's documented IOBinding/OrtValue API; it has not run on a GPU
-    in this project yet (see the README).
+    in this project yet (see docs/status.md).
     """
 
     def __init__(self, model: ONNXRuntimeModel, session: Any) -> None:

@@ -1,6 +1,6 @@
 """TensorRT backend (NVIDIA GPUs, TensorRT 10 and 11): ONNX models built into cached engines,
 or prebuilt engines loaded as they are. How it behaves, and what has and has not run on a
-GPU, is in the README ("GPU backends" and "Status").
+GPU, is in docs/backends/tensorrt.md and docs/status.md.
 
 * :mod:`~.profiles`, :mod:`~.precision`, :mod:`~.cache` -- the pure decisions (profiles,
   precision and typing, the engine cache), tested without TensorRT;
