@@ -174,6 +174,7 @@ def test_compare_runs_every_configuration_on_the_same_frames(
         "--inputs", page_rotations, "--json", path, *FAST,
     )  # fmt: skip
     assert code == 0, err
+    assert out.count("(4 frames of") == 1  # one inputs line for every configuration
     data = json.loads(path.read_text())
     assert data["inputs_source"].startswith("input uint8[1,16,16,3] (4 frames of")
     first, second = data["compare"]
