@@ -148,13 +148,17 @@ def test_json_into_a_missing_folder_fails_before_measuring(models, capsys, tmp_p
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_trace_is_a_chrome_trace(models, capsys, tmp_path, backend):
+@pytest.mark.parametrize("mode", ["sync", "stream", "async"])
+def test_trace_is_a_chrome_trace(models, capsys, tmp_path, backend, mode):
+    """Every mode's trace holds its measured runs: the stream or queue is profiled before it
+    closes (a closed request keeps its counts but not its timeline)."""
     path = tmp_path / "trace.json"
-    args = ["--backend", backend, "--profile", "--trace", path, *FAST]
+    args = ["--backend", backend, "--mode", mode, "--profile", "--trace", path, *FAST]
     code, _, err = _bench(capsys, models["onnx"], *args)
     assert code == 0, err
     events = json.loads(path.read_text())["traceEvents"]
-    assert isinstance(events, list) and events
+    runs = [event for event in events if event.get("cat") == "run"]
+    assert len(runs) == 10  # FAST: 10 measured iterations, the warm-up reset away
 
 
 # -- comparisons ---------------------------------------------------------------------------

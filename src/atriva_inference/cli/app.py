@@ -300,7 +300,7 @@ def _bench_one(
         print(f"wall time:   {result.seconds:.3f} s")
         print(f"throughput:  {result.throughput_fps:.1f} fps")
         print(f"latency ms:  {_latency_line(result)}")
-        profile = model.get_profiling()
+        profile = result.profile or model.get_profiling()
         print()
         print(profile)
         if args.trace is not None:

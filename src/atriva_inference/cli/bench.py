@@ -25,7 +25,7 @@ from ..dtypes import kind_of
 from ..errors import InferenceRuntimeError, InvalidInputError, ModelLoadError
 from ..execution import AsyncQueue
 from ..model import Model
-from ..profiling import CallTimes
+from ..profiling import CallTimes, Profile
 from ..runtime import InferenceRuntime
 from ..tensor import TensorInfo
 from .text import one_line
@@ -86,6 +86,9 @@ class BenchResult:
     latencies_ns: np.ndarray
     requests: int = 1
     warmup: int = 0
+    #: ``model.get_profiling()`` taken before the stream or queue closed: a closed request
+    #: keeps its counts in the profile but not its timeline (the trace's runs).
+    profile: Profile | None = None
 
     @property
     def throughput_fps(self) -> float:
@@ -155,21 +158,29 @@ def measure(
 
     feeds = feed_list(inputs)
     if mode == "async":
-        queue = model.create_async_queue(depth=requests)
-        requests = queue.depth
-        _feed_queue(queue, feeds, iterations=warmup)
-        model.reset_profiling()
-        times = _feed_queue(queue, feeds, iterations=iterations, seconds=seconds, progress=progress)
+        with model.create_async_queue(depth=requests) as queue:
+            requests = queue.depth
+            _feed_queue(queue, feeds, iterations=warmup)
+            model.reset_profiling()
+            times = _feed_queue(
+                queue, feeds, iterations=iterations, seconds=seconds, progress=progress
+            )
+            profile = model.get_profiling()
     else:
         requests = 1
-        run = model.run if mode == "sync" else model.create_stream().run
-        if len(feeds) == 1:
-            call: Callable[[], Any] = partial(run, feeds[0])
-        else:  # one next() more per call: ~0.1 us, nothing beside a model run
-            call = partial(lambda nxt: run(nxt()), itertools.cycle(feeds).__next__)
-        CallTimes.measure(call, iterations=warmup)
-        model.reset_profiling()
-        times = CallTimes.measure(call, iterations=iterations, seconds=seconds, progress=progress)
+        with contextlib.ExitStack() as closing:
+            stream = None if mode == "sync" else closing.enter_context(model.create_stream())
+            run = model.run if stream is None else stream.run
+            if len(feeds) == 1:
+                call: Callable[[], Any] = partial(run, feeds[0])
+            else:  # one next() more per call: ~0.1 us, nothing beside a model run
+                call = partial(lambda nxt: run(nxt()), itertools.cycle(feeds).__next__)
+            CallTimes.measure(call, iterations=warmup)
+            model.reset_profiling()
+            times = CallTimes.measure(
+                call, iterations=iterations, seconds=seconds, progress=progress
+            )
+            profile = model.get_profiling()
     return BenchResult(
         mode=mode,
         iterations=len(times.latencies_ns),
@@ -177,6 +188,7 @@ def measure(
         latencies_ns=np.asarray(times.latencies_ns, dtype=np.int64),
         requests=requests,
         warmup=warmup,
+        profile=profile,
     )
 
 
@@ -418,7 +430,7 @@ def compare(
                     requests=requests,
                     progress=progress(config) if progress is not None else None,
                 )
-                row.profile = model.get_profiling()
+                row.profile = row.result.profile
                 row.outputs = run_outputs(model, shared)
             except InferenceRuntimeError as exc:
                 row.result = None

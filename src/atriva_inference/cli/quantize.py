@@ -13,25 +13,21 @@ import argparse
 import sys
 from typing import Any
 
-from .options import PROG, check_writable, fraction, non_negative_float, positive_int, write_json
+from .options import (
+    PROG,
+    add_preparation_options,
+    check_writable,
+    fraction,
+    non_negative_float,
+    positive_int,
+    write_json,
+)
 
 __all__ = ["add_command", "run"]
 
 METRICS = ("cosine", "top1", "iou")
 DECODERS = ("centerface", "tf-od")
 STAGE_LABELS = {"calibrating": "calibrating", "comparing": "f32 vs INT8"}
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(item) for item in text.split(",") if item.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected numbers such as 0.5,0.5,0.5, got {text!r}"
-        ) from exc
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected numbers such as 0.5,0.5,0.5, got {text!r}")
-    return values
 
 
 def _shape(text: str) -> list[int]:
@@ -78,25 +74,7 @@ def add_command(commands: Any) -> None:
         "default: onnxruntime for .onnx files, openvino for the rest",
     )
     quantize.add_argument("--device", default="CPU", help="device to compare on (default: CPU)")
-    quantize.add_argument(
-        "--layout",
-        metavar="NCHW|NHWC",
-        help="the layout the model takes, where it does not say (as load_model's layout=)",
-    )
-    quantize.add_argument(
-        "--mean",
-        type=_floats,
-        metavar="M[,M..]",
-        help="per-channel mean subtracted from 0-255 pixels, as load_model's mean= "
-        "(e.g. 123.675,116.28,103.53)",
-    )
-    quantize.add_argument(
-        "--scale",
-        type=_floats,
-        metavar="S[,S..]",
-        help="per-channel divisor after the mean, as load_model's scale= "
-        "(e.g. 58.395,57.12,57.375)",
-    )
+    add_preparation_options(quantize)
     quantize.add_argument(
         "--shape",
         type=_shape,
