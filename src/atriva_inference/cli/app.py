@@ -23,7 +23,15 @@ from . import pipeline as pipeline_command
 from . import quantize as quantize_command
 from . import serve as serve_command
 from .inputs import make_random_inputs, parse_shapes, read_feeds, read_inputs
-from .options import PROG, check_writable, preparation, write_json
+from .options import (
+    EXIT_BROKEN_PIPE,
+    EXIT_BUG,
+    EXIT_ERROR,
+    PROG,
+    check_writable,
+    preparation,
+    write_json,
+)
 from .parser import build_parser
 from .text import array_dtype, one_line, port_fields, summarize
 
@@ -565,13 +573,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into `head`: stop quietly
         with contextlib.suppress(OSError, ValueError):  # keep the final flush from failing
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return EXIT_BROKEN_PIPE
     except (InferenceRuntimeError, OSError, ValueError) as exc:
         print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: still one line, but say what it was
         print(f"{PROG}: error: unexpected {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
-        return 1
+        return EXIT_BUG

@@ -16,6 +16,11 @@ from ..backends import DEFAULT_BACKENDS
 from ..errors import InvalidInputError
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_BUG",
+    "EXIT_ERROR",
+    "EXIT_REFUSED",
+    "EXIT_STATUS_HELP",
     "PROG",
     "add_load_options",
     "add_model_options",
@@ -33,6 +38,23 @@ __all__ = [
 ]
 
 PROG = "atriva-infer"
+
+# Exit statuses, distinct so scripts can tell a refused INT8 model from a failed command
+# from a crash.
+#: ``quantize``: the INT8 model was written but the guard refused it.
+EXIT_REFUSED = 1
+#: A usage error, or an error the runtime reports (a model that does not load, bad input).
+EXIT_ERROR = 2
+#: An unexpected exception: a bug in atriva-inference (or a library under it).
+EXIT_BUG = 3
+#: stdout closed early (piped into ``head``), as a shell reports a process killed by SIGPIPE.
+EXIT_BROKEN_PIPE = 141
+EXIT_STATUS_HELP = (
+    f"Errors print one line, '{PROG}: error: <message>'. Exit status: 0 success; "
+    f"{EXIT_REFUSED} quantize's guard refused the INT8 model; {EXIT_ERROR} usage or runtime "
+    f"errors (a model that does not load, bad input); {EXIT_BUG} an unexpected error (a bug: "
+    f"please report it); {EXIT_BROKEN_PIPE} stdout closed early; 130 interrupted."
+)
 
 Number = TypeVar("Number", int, float)
 

@@ -18,6 +18,7 @@ from . import serve as serve_command
 from .bench import DEFAULT_REQUESTS, DEFAULT_ROUNDS, DEFAULT_SECONDS, DEFAULT_WARMUP, METRICS, MODES
 from .inputs import DEFAULT_DYNAMIC_SIZE, INT_HIGH, MAX_FRAMES
 from .options import (
+    EXIT_STATUS_HELP,
     PROG,
     add_model_options,
     add_preparation_options,
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Inspect or run a model with atriva-inference (OpenVINO, ONNX Runtime, "
         "TensorRT).",
-        epilog="Errors print one line, 'atriva-infer: error: <message>', and exit with status 2.",
+        epilog=EXIT_STATUS_HELP,
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -4,7 +4,7 @@ Registered on the parser by :func:`add_command`; :func:`run` does the work throu
 :func:`atriva_inference.quantization.quantize` (imported on use: NNCF is heavy and optional).
 Exit status 0 when the INT8 model passes the guard, 1 when it is slower than f32 (or than
 ``--min-speedup``) or its drop is over ``--max-drop`` (one line per reason on stderr; the
-file is still written), 2 for usage and load errors.
+file is still written), 2 for usage and load errors, 3 for an unexpected error (a bug).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from .options import (
+    EXIT_REFUSED,
     PROG,
     add_preparation_options,
     check_writable,
@@ -52,7 +53,8 @@ def add_command(commands: Any) -> None:
         description="Calibrate MODEL on frames (a folder of images or a video file) and write "
         "an INT8 model; report f32 vs INT8 latency and the drop on held-out frames. Exit 0 "
         "when the guard passes, 1 when INT8 is slower than f32 or the drop is over "
-        "--max-drop (the file is written either way), 2 for usage or load errors.",
+        "--max-drop (the file is written either way), 2 for usage or load errors, 3 for an "
+        "unexpected error (a bug).",
     )
     quantize.add_argument("model", metavar="MODEL", help="model file (.xml, .onnx, ...)")
     quantize.add_argument(
@@ -153,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, report.to_dict())
     for reason in report.reasons:
         print(f"{PROG} quantize: INT8 refused: {reason}", file=sys.stderr)
-    return 0 if report.passed else 1
+    return 0 if report.passed else EXIT_REFUSED
 
 
 class _Progress:
