@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from atriva_inference import InferenceRuntime
-from atriva_inference.errors import InvalidInputError
+from atriva_inference.errors import BackendUnavailableError, InvalidInputError
 from atriva_inference.quantization.calibration import MIN_HELD_OUT, FramePlan, split_frames
 from atriva_inference.tensor import TensorInfo
 from tests.zoo import ZooModel
@@ -92,8 +92,14 @@ def test_bad_mean_scale(kwargs, pattern) -> None:
 def test_wrong_channel_count_and_layout() -> None:
     info = TensorInfo("input", (1, 1, 8, 8), np.dtype(np.float32))
     plan = FramePlan(info, "NCHW", mean=None, scale=None, shape=None)
-    with pytest.raises(InvalidInputError, match="takes 1 channels, a frame has 3"):
-        plan.tensor(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(InvalidInputError, match="takes 1 channels, a frame has 4"):
+        plan.tensor(np.zeros((8, 8, 4), np.uint8))
+    rgb = FramePlan(
+        TensorInfo("input", (1, 3, 8, 8), np.dtype(np.float32)), "NCHW", mean=None, scale=None,
+        shape=None,
+    )  # fmt: skip
+    with pytest.raises(InvalidInputError, match="takes 3 channels, a frame has 1"):
+        rgb.tensor(np.zeros((8, 8, 1), np.uint8))
     with pytest.raises(InvalidInputError, match=r"image inputs .* its layout is 'NC'"):
         FramePlan(
             TensorInfo("v", (1, 4), np.dtype(np.float32)), "NC", mean=None, scale=None, shape=None
@@ -109,3 +115,25 @@ def test_integer_image_inputs_take_the_pixels() -> None:
     np.testing.assert_array_equal(tensor[0], frame)
     with pytest.raises(InvalidInputError, match="mean and scale apply to float inputs"):
         FramePlan(info, "NHWC", mean=[1.0], scale=None, shape=None)
+
+
+def test_missing_pillow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(target: str, *args, **kwargs):
+        if target == "PIL" or target.startswith("PIL."):
+            raise ImportError(f"No module named {target!r}")
+        return real_import(target, *args, **kwargs)
+
+    plan = FramePlan(
+        TensorInfo("input", (1, 3, 8, 8), np.dtype(np.float32)), "NCHW", mean=None, scale=None,
+        shape=None,
+    )  # fmt: skip
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(
+        BackendUnavailableError, match=r"needs the 'pillow' package.*atriva-inference\[video\]"
+    ) as info:
+        plan.tensor(np.zeros((16, 16, 3), np.uint8))  # a frame to resize
+    assert isinstance(info.value.__cause__, ImportError)

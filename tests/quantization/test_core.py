@@ -242,3 +242,40 @@ def test_default_output_next_to_the_model() -> None:
     assert default_output("/models/net.onnx", "onnxruntime") == Path("/models/net-int8.onnx")
     assert default_output("/models/net.onnx", "openvino") == Path("/models/net-int8.xml")
     assert default_output("/models/net.xml", "openvino") == Path("/models/net-int8.xml")
+
+
+def _one_channel_model(path: Path) -> Path:
+    """A 1-channel (grayscale) 16x16 NCHW conv net built with onnx.helper."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    weights = numpy_helper.from_array(rng.normal(size=(4, 1, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "w"], ["conv"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["conv"], ["relu"]),
+            helper.make_node("GlobalAveragePool", ["relu"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["scores"]),
+        ],
+        "gray",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, 16, 16])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 4])],
+        [weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_one_channel_model_calibrates_on_rgb_frames_made_grayscale(
+    tmp_path: Path, frames_dir: Path
+) -> None:
+    model = _one_channel_model(tmp_path / "gray.onnx")
+    report = quantize(
+        model, frames_dir, subset_size=SUBSET, held_out=HELD_OUT, min_speedup=0, mean=[128.0]
+    )
+    assert report.input_shape == [1, 1, 16, 16]
+    assert (report.calibration_frames, report.held_out_frames) == (SUBSET, HELD_OUT)
+    assert report.int8_layers and report.value > 0.9  # cosine of f32 and INT8 scores

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from atriva_inference.errors import BackendUnavailableError, InvalidInputError
-from atriva_inference.vision.images import read_frames
+from atriva_inference.vision.images import read_frames, resize_frame, spread_evenly, to_grayscale
 
 Image = pytest.importorskip("PIL.Image")
 pytest.importorskip("av")
@@ -136,3 +136,45 @@ def test_missing_extra_names_the_install(
     ) as info:
         read_frames(tmp_path / name)
     assert isinstance(info.value.__cause__, ImportError)
+
+
+def _mkv_without_a_count(path: Path, count: int) -> Path:
+    """A Matroska clip of ``count`` flat frames, frame ``i`` of value ``8 * i``; Matroska
+    does not store the frame count, so PyAV's ``stream.frames`` is 0."""
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 16, "yuv420p"
+        for index in range(count):
+            pixels = np.full((16, 32, 3), 8 * index, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].frames == 0  # the case this file is for
+    return path
+
+
+def test_video_without_a_frame_count_spread_holding_only_the_kept(tmp_path: Path) -> None:
+    clip = _mkv_without_a_count(tmp_path / "clip.mkv", 23)
+    converted = []
+
+    def convert(frame: np.ndarray) -> np.ndarray:
+        converted.append(frame.shape)
+        return resize_frame(frame, 8, 4)
+
+    some = read_frames(clip, limit=5, convert=convert)
+    assert len(converted) == 5  # the other 18 decoded frames were never kept
+    assert [f.shape for f in some] == [(4, 8, 3)] * 5
+    levels = [round(float(f.mean()) / 8) for f in some]
+    assert levels == spread_evenly(23, 5) == [0, 6, 11, 16, 22]
+    assert len(read_frames(clip)) == 23
+
+
+def test_resize_and_grayscale_frames() -> None:
+    frame = np.zeros((4, 6, 3), np.uint8)
+    frame[..., 0] = 100  # pure red: luma 29.9
+    assert resize_frame(frame, 6, 4) is frame
+    assert resize_frame(frame, 3, 2).shape == (2, 3, 3)
+    gray = to_grayscale(frame)
+    assert gray.shape == (4, 6, 1) and gray.dtype == np.uint8 and int(gray[0, 0, 0]) == 30
+    assert resize_frame(gray, 3, 2).shape == (2, 3, 1)

@@ -12,7 +12,7 @@ conversion in front of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import numpy as np
 from .._layouts import with_batch
 from ..errors import InvalidInputError
 from ..tensor import TensorInfo
-from ..vision.images import read_frames, spread_evenly
+from ..vision.images import read_frames, resize_frame, spread_evenly, to_grayscale
 
 __all__ = ["MIN_HELD_OUT", "FramePlan", "Split", "split_frames"]
 
@@ -39,7 +39,10 @@ class Split:
 
 
 def split_frames(
-    frames: str | Path | Sequence[np.ndarray], subset_size: int, held_out: int
+    frames: str | Path | Sequence[np.ndarray],
+    subset_size: int,
+    held_out: int,
+    convert: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Split:
     """Read (a path) or check (arrays) the frames and split them.
 
@@ -47,14 +50,20 @@ def split_frames(
     ``k``-th of them is held out (spread over the clip too), the rest calibrate. With fewer
     frames, ``subset_size`` calibrate and the rest (at least :data:`MIN_HELD_OUT`) are held
     out; fewer than ``subset_size + MIN_HELD_OUT`` is refused, saying what is needed.
+    ``convert`` (such as :meth:`FramePlan.frame`) is applied to each frame taken, as it is
+    read: only the converted frames are held.
     """
     wanted = subset_size + held_out
     if isinstance(frames, (str, Path)):
-        every = read_frames(frames, limit=wanted)
+        every = read_frames(frames, limit=wanted, convert=convert)
         where = f"'{frames}'"
     else:
         every = _check_arrays(frames)
         where = "the frames given"
+        if len(every) > wanted:  # spread over them as read_frames does
+            every = [every[i] for i in spread_evenly(len(every), wanted)]
+        if convert is not None:
+            every = [convert(frame) for frame in every]
     needed = subset_size + MIN_HELD_OUT
     if len(every) < needed:
         fit = len(every) - MIN_HELD_OUT
@@ -63,8 +72,6 @@ def split_frames(
             f"frames: expected at least {needed} frames ({subset_size} to calibrate on, "
             f"{MIN_HELD_OUT} held out for the accuracy check), got {len(every)} from {where}" + hint
         )
-    if len(every) > wanted:  # arrays given: spread over them as read_frames does
-        every = [every[i] for i in spread_evenly(len(every), wanted)]
     count = min(held_out, len(every) - subset_size)
     held = set(spread_evenly(len(every), count))
     return Split(
@@ -155,24 +162,24 @@ class FramePlan:
         self._order = [with_batch("HWC", layout).index(axis) for axis in layout]
 
     def frame(self, frame: np.ndarray) -> np.ndarray:
-        """The uint8 HWC frame production would give the model: resized to ``size``."""
+        """The uint8 HWC frame production would give the model: resized to ``size``, and
+        an RGB frame converted to grayscale (Pillow's ``L``) for a 1-channel input."""
+        if frame.shape[2] == 3 and self.channels == 1:
+            frame = to_grayscale(frame)
         if frame.shape[2] != self.channels:
             raise InvalidInputError(
                 f"frames: input '{self.name}' takes {self.channels} channels, a frame has "
                 f"{frame.shape[2]} ({frame.shape[1]}x{frame.shape[0]})"
             )
-        if self.size is None or frame.shape[:2] == self.size:
+        if self.size is None:
             return frame
-        from PIL import Image
-
         height, width = self.size
-        resized = Image.fromarray(frame).resize((width, height), Image.Resampling.BILINEAR)
-        return np.ascontiguousarray(np.asarray(resized))
+        return resize_frame(frame, width, height)
 
     def tensor(self, frame: np.ndarray) -> np.ndarray:
         """The float tensor the model's first layer sees for ``frame`` (batch of one): the
         runtime's in-graph conversion and ``(x - mean) / scale``, done in numpy."""
-        pixels = self.frame(frame)
+        pixels = self.frame(frame)  # a no-op on a frame it gave already
         if self.dtype.kind == "f":  # an integer input (uint8 images) takes the pixels as they are
             pixels = pixels.astype(np.float32)
         if self.mean is not None:

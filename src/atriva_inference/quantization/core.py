@@ -156,7 +156,6 @@ def quantize(
     if not target.parent.is_dir():
         raise InvalidInputError(f"output {target}: the folder '{target.parent}' does not exist")
     _require_tools(chosen)
-    split = split_frames(frames, subset_size, held_out)
 
     load = {"device": device, "layout": layout, "mean": mean, "scale": scale}
     with InferenceRuntime(backend=chosen) as runtime:
@@ -174,20 +173,23 @@ def quantize(
                 f32.close()
             f32 = runtime.load_model(path, dynamic=not plan.fits, **load)
         info = f32.inputs[0]
-        wanted = plan.layout
-        batches = [plan.tensor(frame) for frame in split.calibration]
+        # Frames are resized (and made grayscale for a 1-channel input) as they are read:
+        # only subset_size + held_out frames of the model's size are held. Calibration
+        # tensors are made one at a time as the quantizer asks for them.
+        split = split_frames(frames, subset_size, held_out, convert=plan.frame)
         quantizer = quantize_nncf if chosen == "openvino" else quantize_onnxruntime
         quantizer(
             path,
             target,
             info.name,
-            batches,
-            free_dims=None if plan.fits else wanted,
+            split.calibration,
+            plan.tensor,
+            free_dims=None if plan.fits else plan.layout,
             progress=progress,
         )
         quantized_at = time.perf_counter()
         int8 = runtime.load_model(target, dynamic=not plan.fits, **load)
-        shown = [plan.frame(frame) for frame in split.held_out]
+        shown = split.held_out
         feeds = [runtime.tensor_from_numpy(frame, layout="HWC") for frame in shown]
         result = compare(
             f32,

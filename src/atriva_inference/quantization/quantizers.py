@@ -34,6 +34,8 @@ MIN_OPSET = 13
 
 #: ``progress(stage, done, total)``.
 Progress = Callable[[str, int, int], None]
+#: ``to_tensor(frame)``: the calibration tensor (batch of one) the model's first layer sees.
+ToTensor = Callable[[np.ndarray], np.ndarray]
 
 
 # -- NNCF -> OpenVINO IR ---------------------------------------------------------------------
@@ -41,13 +43,15 @@ def quantize_nncf(
     source: Path,
     output: Path,
     input_name: str,
-    batches: Sequence[np.ndarray],
+    frames: Sequence[np.ndarray],
+    to_tensor: ToTensor,
     *,
     free_dims: str | None,
     progress: Progress | None = None,
 ) -> None:
     """``nncf.quantize`` of the model OpenVINO reads from ``source``, saved as IR at
-    ``output`` with f32 weights kept (``compress_to_fp16=False``).
+    ``output`` with f32 weights kept (``compress_to_fp16=False``). NNCF calibrates on
+    ``to_tensor(frame)`` for each of ``frames``, made as it asks for them.
 
     ``free_dims``: the input's layout when its declared static dims must be freed first
     (the frames' shape is not the declared one), as ``load_model(dynamic=True)`` frees them.
@@ -72,11 +76,11 @@ def quantize_nncf(
         model.reshape(
             {port: ov.PartialShape([-1 if a in free else d for a, d in enumerate(shape)])}
         )
-    dataset = nncf.Dataset(list(batches))
+    dataset = nncf.Dataset(frames, to_tensor)
     try:
         with _nncf_display(progress):
             quantized = nncf.quantize(
-                model, dataset, subset_size=len(batches), fast_bias_correction=True
+                model, dataset, subset_size=len(frames), fast_bias_correction=True
             )
         ov.save_model(quantized, str(output), compress_to_fp16=False)
     except Exception as exc:
@@ -135,21 +139,29 @@ def _initializers_out_of_inputs(model: Any) -> None:
 
 
 class _Reader:
-    """An ``onnxruntime.quantization.CalibrationDataReader`` over the batches."""
+    """An ``onnxruntime.quantization.CalibrationDataReader`` over the frames, each made a
+    tensor when asked for (one at a time, not all held)."""
 
-    def __init__(self, input_name: str, batches: Sequence[np.ndarray], progress: Progress | None):
+    def __init__(
+        self,
+        input_name: str,
+        frames: Sequence[np.ndarray],
+        to_tensor: ToTensor,
+        progress: Progress | None,
+    ):
         self._input_name = input_name
-        self._batches = list(batches)
+        self._frames = frames
+        self._to_tensor = to_tensor
         self._next = 0
         self._progress = progress
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._next >= len(self._batches):
+        if self._next >= len(self._frames):
             return None
-        batch = self._batches[self._next]
+        batch = self._to_tensor(self._frames[self._next])
         self._next += 1
         if self._progress is not None:
-            self._progress("calibrating", self._next, len(self._batches))
+            self._progress("calibrating", self._next, len(self._frames))
         return {self._input_name: batch}
 
     def rewind(self) -> None:
@@ -160,7 +172,8 @@ def quantize_onnxruntime(
     source: Path,
     output: Path,
     input_name: str,
-    batches: Sequence[np.ndarray],
+    frames: Sequence[np.ndarray],
+    to_tensor: ToTensor,
     *,
     free_dims: str | None,
     progress: Progress | None = None,
@@ -213,7 +226,7 @@ def quantize_onnxruntime(
             quantize_static(
                 str(preprocessed),
                 str(output),
-                _Reader(input_name, batches, progress),
+                _Reader(input_name, frames, to_tensor, progress),
                 quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
