@@ -23,6 +23,8 @@ from atriva_inference.precision import (
     label,
     not_quantized_error,
     summarize,
+    unknown,
+    warn_about_quantization,
 )
 from tests.int8_models import Int8Zoo, classifier_path, load_image
 
@@ -82,6 +84,38 @@ def test_summarize_decides_from_layers() -> None:
     assert label(None, "FP32") == "FP32"
     assert label(Quantization(0, 3, "FP32"), "FP32") == "FP32"  # quantized, none runs INT8
     assert label(Quantization(1, 3, "FP32"), "FP32") == "INT8"
+
+
+def test_a_quantized_graph_without_a_counted_layer_is_unknown_never_int8() -> None:
+    """Q/DQ around no compute layer we know (or a plugin naming its layers otherwise):
+    nothing counted, so no "all 0 compute layers in INT8" and no INT8 label."""
+    found = summarize([], quantized_graph=True, default_float="FP32")
+    assert found is not None and not found.known
+    assert (found.int8_layers, found.compute_layers, found.float_precision) == (0, 0, "FP32")
+    text = str(found)
+    assert text.startswith("unknown how much runs INT8: no compute layer"), text
+    assert "all 0" not in text
+    assert label(found, "FP32") == "FP32"
+    assert not found.mostly_float  # not known either: the unknown warning says it instead
+    assert str(Quantization(0, 0, "FP32")).startswith("unknown how much runs INT8")
+    # a float graph: nothing quantized, nothing unknown; asked for INT8, its layers counted
+    assert summarize([], quantized_graph=False, default_float="FP32", asked=True) is None
+    assert summarize(
+        [(False, "FP32")], quantized_graph=False, default_float="FP32", asked=True
+    ) == Quantization(0, 1, "FP32")
+    with pytest.warns(
+        QuantizationWarning, match="could not tell what runs INT8 on gpu-ish: no comp"
+    ):
+        warn_about_quantization(found, "m.xml", "gpu-ish")
+    error = str(not_quantized_error(found, "FP32", "m.xml", "openvino"))
+    assert "quantized (Q/DQ or FakeQuantize found)" in error
+    assert "could not tell what runs INT8" in error and "no INT8 layer is confirmed" in error
+    assert "float model" not in error and "0 compute layers" not in error
+    why = unknown("FP32", "its optimized graph is unreadable")
+    assert str(why) == "unknown how much runs INT8: its optimized graph is unreadable"
+    assert "(its optimized graph is unreadable)" in str(
+        not_quantized_error(why, "FP32", "m.onnx", "onnxruntime")
+    )
 
 
 def test_not_quantized_error_names_the_command() -> None:
@@ -222,10 +256,109 @@ def test_onnxruntime_float_model_is_not_inspected(monkeypatch: pytest.MonkeyPatc
     def fail(*args: object) -> None:
         raise AssertionError("a float model's optimized graph was read")
 
-    monkeypatch.setattr(backend, "_ort_operators_of_file", fail)
-    monkeypatch.setattr(backend, "_ort_operators", fail)
+    monkeypatch.setattr(backend, "_inspection_of_file", fail)
+    monkeypatch.setattr(backend, "_inspection", fail)
     with InferenceRuntime("onnxruntime") as runtime:
         assert runtime.load_model(classifier_path(), device="CPU").quantization is None
+
+
+# -- a quantized model whose executed graph cannot be read: unknown, warned, never "float" ------
+
+
+def _unknown_on_load(runtime: InferenceRuntime, path: Path, why: str, **options: object):
+    """Load ``path`` (warned: unknown) and check the INT8 refusal says the same."""
+    with pytest.warns(QuantizationWarning, match=r"could not tell what runs INT8") as caught:
+        model = runtime.load_model(path, device="CPU", **options)
+    assert why in str(caught[0].message), caught[0].message
+    assert model.precision == "FP32"  # no INT8 layer confirmed: no INT8 label
+    assert model.quantization is not None and not model.quantization.known
+    assert why in model.quantization.unknown
+    assert str(model.quantization) in repr(model)
+    model.close()
+    with pytest.raises(ModelLoadError) as refused:  # the error says it: no warning too
+        runtime.load_model(path, device="CPU", precision="INT8", **options)
+    message = str(refused.value)
+    assert "could not tell what runs INT8" in message and why in message, message
+    assert "float model" not in message and "no INT8 kernel" not in message, message
+    assert [m for m in runtime._models if not m.closed] == []
+
+
+def _ort_error(text: str) -> Exception:
+    import onnxruntime
+
+    return onnxruntime.capi.onnxruntime_pybind11_state.Fail(text)
+
+
+def test_onnxruntime_unwritable_optimized_graph_is_unknown(
+    int8: Int8Zoo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from atriva_inference.backends import onnxruntime as backend
+
+    plain = backend._session
+
+    def no_optimized_graph(source, options, providers):
+        if options.optimized_model_filepath:
+            raise _ort_error("cannot save an optimized graph here")
+        return plain(source, options, providers)
+
+    monkeypatch.setattr(backend, "_session", no_optimized_graph)
+    with InferenceRuntime("onnxruntime") as runtime:
+        _unknown_on_load(runtime, int8.classifier_u8s8(), "cannot save an optimized graph here")
+
+
+def test_onnxruntime_unreadable_optimized_graph_is_unknown(
+    int8: Int8Zoo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onnxruntime.tools.ort_format_model.ort_flatbuffers_py.fbs import InferenceSession
+
+    def broken(*args: object) -> None:
+        raise IndexError("offset past the buffer")
+
+    monkeypatch.setattr(InferenceSession.InferenceSession, "GetRootAsInferenceSession", broken)
+    with InferenceRuntime("onnxruntime") as runtime:
+        _unknown_on_load(runtime, int8.classifier_u8s8(), "offset past the buffer")
+
+
+def test_onnxruntime_cache_entry_never_written_is_unknown(
+    int8: Int8Zoo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from atriva_inference.backends import onnxruntime as backend
+
+    plain = backend._session
+
+    def written_nowhere(source, options, providers):
+        session = plain(source, options, providers)
+        if options.optimized_model_filepath:
+            Path(options.optimized_model_filepath).unlink()
+        return session
+
+    monkeypatch.setattr(backend, "_session", written_nowhere)
+    with InferenceRuntime("onnxruntime", cache_dir=tmp_path) as runtime:
+        _unknown_on_load(runtime, int8.classifier_u8s8(), "wrote no optimized graph")
+
+
+def test_openvino_without_a_runtime_graph_is_unknown(
+    int8: Int8Zoo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import openvino as ov
+
+    def refused(self: object) -> None:
+        raise RuntimeError("this plugin keeps no runtime graph")
+
+    monkeypatch.setattr(ov.CompiledModel, "get_runtime_model", refused)
+    with InferenceRuntime("openvino") as runtime:
+        _unknown_on_load(runtime, int8.classifier_nncf(), "this plugin keeps no runtime graph")
+
+
+def test_openvino_layers_named_otherwise_are_unknown(
+    int8: Int8Zoo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin whose layerType names we do not know (as a GPU/NPU one may): not INT8."""
+    from atriva_inference.backends import openvino as backend
+
+    monkeypatch.setattr(backend, "_COMPUTE_LAYERS", frozenset())
+    with InferenceRuntime("openvino") as runtime:
+        _unknown_on_load(runtime, int8.classifier_u8s8(), "no compute layer")
 
 
 # -- CenterFace ----------------------------------------------------------------------------------

@@ -59,7 +59,9 @@ class Model:
     def quantization(self) -> Quantization | None:
         """How much of a quantized model really runs in INT8, and the precision of the rest
         (``str()`` reads "28 of 32 compute layers in INT8, the rest in FP32"); ``None`` for
-        a float model."""
+        a float model. A quantized model whose executed graph could not say has
+        ``known`` False and ``unknown`` saying why (``precision`` is then not "INT8", and
+        loading it warned ``QuantizationWarning``)."""
         return self._engine.loaded.quantization
 
     @property

@@ -19,7 +19,7 @@ from .backends.base import LoadOptions, Normalization
 from .devices import Device, normalize_device, resolve_device
 from .errors import InvalidInputError, ModelClosedError, ModelLoadError
 from .model import Model
-from .precision import not_quantized_error, warn_if_mostly_float
+from .precision import not_quantized_error, warn_about_quantization
 from .shapes import check_fits_in_memory, parse_shape
 from .tensor import DeviceTensor, Tensor, validate_layout
 
@@ -301,7 +301,7 @@ def _check_quantization(model: Model, requested: str | None) -> None:
     """Refuse ``precision="INT8"`` without INT8 layers; warn on a mostly-float INT8 model."""
     if requested == "INT8" and model.precision != "INT8":
         raise not_quantized_error(model.quantization, model.precision, model.path, model.backend)
-    warn_if_mostly_float(model.quantization, model.path, model.backend)
+    warn_about_quantization(model.quantization, model.path, model.backend)
 
 
 def _normalize_precision(precision: str | None, offered: tuple[str, ...]) -> str | None:

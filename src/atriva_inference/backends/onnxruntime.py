@@ -7,8 +7,10 @@ import ctypes
 import functools
 import hashlib
 import json
+import logging
 import os
 import platform
+import struct
 import tempfile
 import threading
 import time
@@ -33,7 +35,7 @@ from ..errors import (
     ModelClosedError,
     ModelLoadError,
 )
-from ..precision import Quantization, label, summarize
+from ..precision import Quantization, label, summarize, unknown
 from ..profiling import LayerRecord
 from ..tensor import TensorInfo
 from . import onnx_graph
@@ -109,6 +111,18 @@ def _refine(exc: BaseException, error: type[InferenceRuntimeError]) -> type[Infe
 
 
 _translate = ErrorTranslator(describe=_ort_message, refine=_refine)
+_log = logging.getLogger(__name__)
+#: What ONNX Runtime raises: its own exception classes (none shares a base but Exception),
+#: RuntimeError from its bindings, OSError from files.
+_ORT_ERRORS: tuple[type[Exception], ...] = (
+    *(
+        value
+        for value in vars(ort.capi.onnxruntime_pybind11_state).values()
+        if isinstance(value, type) and issubclass(value, Exception)
+    ),
+    RuntimeError,
+    OSError,
+)
 
 
 def _dims(shape: Sequence[Any] | None) -> tuple[int | None, ...] | None:
@@ -193,7 +207,9 @@ class ONNXRuntimeBackend(Backend):
         compile_ms = (time.perf_counter() - started) * 1e3
         model = self._model(session, source, providers, options, device, compile_ms, from_cache)
         if operators is not None:
-            model.quantization = _quantization(operators, model.precision, inspect)
+            model.quantization = _quantization(
+                operators, model.precision, quantized=quantized, asked=inspect
+            )
             model.precision = label(model.quantization, model.precision)
         return model
 
@@ -222,10 +238,11 @@ class ONNXRuntimeBackend(Backend):
         device: Device,
         *,
         inspect: bool = False,
-    ) -> tuple[Any, bool, list[str] | None]:
+    ) -> tuple[Any, bool, _Inspection | None]:
         """The session, whether the cache gave it, and with ``inspect`` the operator types
-        of the graph ONNX Runtime really runs (its optimized graph)."""
-        found: list[list[str] | None] = []
+        of the graph ONNX Runtime really runs (its optimized graph), or why they could not
+        be read."""
+        found: list[_Inspection | None] = []
 
         def create() -> tuple[Any, bool]:
             session, from_cache, operators = self._create_session(
@@ -287,7 +304,7 @@ class ONNXRuntimeBackend(Backend):
 
     def _create_session(
         self, source: _Source, providers: list[Provider], options: LoadOptions, inspect: bool
-    ) -> tuple[Any, bool, list[str] | None]:
+    ) -> tuple[Any, bool, _Inspection | None]:
         """The session, whether it came from the cache, and (``inspect``) the operators of
         its optimized graph, read from the ORT-format file the session wrote (the cache
         entry where there is one)."""
@@ -295,13 +312,12 @@ class ONNXRuntimeBackend(Backend):
         if source.ort_format:  # already ONNX Runtime's optimized form: its own graph
             with _translate(ModelLoadError, context):
                 session = _session(source, self._session_options(options), providers)
-            return session, False, _ort_operators(source.data) if inspect else None
+            return session, False, _inspection(source.data) if inspect else None
         if options.cache_dir is None:
-            inspected = self._inspected_session(source, providers, options) if inspect else None
-            if inspected is not None:
-                return inspected
-            with _translate(ModelLoadError, context):
-                return _session(source, self._session_options(options), providers), False, None
+            if not inspect:
+                with _translate(ModelLoadError, context):
+                    return _session(source, self._session_options(options), providers), False, None
+            return self._inspected_session(source, providers, options)
         key = self._cache_key(source.data, providers)
         cached = options.cache_dir / "onnxruntime" / f"{key}.ort"
         if cached.is_file():
@@ -309,8 +325,8 @@ class ONNXRuntimeBackend(Backend):
                 session = ort.InferenceSession(
                     str(cached), self._session_options(options), providers=providers
                 )
-                return session, True, _ort_operators_of_file(cached) if inspect else None
-            except Exception:  # a damaged cache entry is rebuilt, never fatal
+                return session, True, _inspection_of_file(cached) if inspect else None
+            except _ORT_ERRORS:  # a damaged cache entry is rebuilt, never fatal
                 with contextlib.suppress(OSError):
                     cached.unlink()
         cached.parent.mkdir(parents=True, exist_ok=True)
@@ -322,16 +338,18 @@ class ONNXRuntimeBackend(Backend):
         session_options.log_severity_level = 3
         with _translate(ModelLoadError, context):
             session = _session(source, session_options, providers)
-        if partial.is_file():
-            os.replace(partial, cached)  # atomic: a concurrent reader never sees half a file
-        return session, False, _ort_operators_of_file(cached) if inspect else None
+        if not partial.is_file():
+            return session, False, "ONNX Runtime wrote no optimized graph" if inspect else None
+        os.replace(partial, cached)  # atomic: a concurrent reader never sees half a file
+        return session, False, _inspection_of_file(cached) if inspect else None
 
     def _inspected_session(
         self, source: _Source, providers: list[Provider], options: LoadOptions
-    ) -> tuple[Any, bool, list[str] | None] | None:
+    ) -> tuple[Any, bool, _Inspection]:
         """A session that writes its optimized graph to a temporary ORT-format file, and the
-        operators read back from it; None when that fails (the caller loads plainly, and
-        reports a broken model with its own error)."""
+        operators read back from it. When ONNX Runtime cannot write it (e.g. a graph its
+        format cannot hold) the model is loaded plainly (a broken model fails there with
+        its own error) and the inspection says why."""
         with tempfile.TemporaryDirectory(prefix="atriva-ort-") as folder:
             optimized = Path(folder) / "optimized.ort"
             session_options = self._session_options(options)
@@ -339,9 +357,13 @@ class ONNXRuntimeBackend(Backend):
             session_options.log_severity_level = 3  # see the cache's note in _create_session
             try:
                 session = _session(source, session_options, providers)
-            except Exception:  # e.g. a graph ORT's format cannot hold
-                return None
-            return session, False, _ort_operators_of_file(optimized)
+            except _ORT_ERRORS as exc:
+                _log.debug("cannot write the optimized graph of %s", source.path, exc_info=True)
+                why = f"ONNX Runtime could not write its optimized graph ({_ort_message(exc)})"
+            else:
+                return session, False, _inspection_of_file(optimized)
+        with _translate(ModelLoadError, f"cannot load '{source.path}'"):
+            return _session(source, self._session_options(options), providers), False, why
 
     def _cache_key(self, data: bytes, providers: list[Provider]) -> str:
         """The model as read (edits made, weights read in), the runtime and the hardware."""
@@ -440,34 +462,51 @@ def _varint(data: bytes, position: int) -> tuple[int, int]:
         shift += 7
 
 
-def _ort_operators(data: bytes) -> list[str] | None:
-    """The operator types of an ORT-format model's main graph (None if unreadable)."""
+#: The operator types of an optimized graph, or why they could not be read.
+_Inspection = list[str] | str
+
+
+def _inspection(data: bytes) -> _Inspection:
+    """The operator types of an ORT-format model's main graph, or why they could not be
+    read (the cause logged)."""
     try:
         from onnxruntime.tools.ort_format_model.ort_flatbuffers_py.fbs import (
             InferenceSession as OrtFormat,
         )
-
+    except ImportError as exc:  # a build of onnxruntime without its tools
+        _log.debug("no ORT-format reader", exc_info=True)
+        return f"onnxruntime's ORT-format reader is missing ({exc})"
+    try:
         graph = OrtFormat.InferenceSession.GetRootAsInferenceSession(data, 0).Model().Graph()
         return [graph.Nodes(index).OpType().decode() for index in range(graph.NodesLength())]
-    except Exception:  # an unreadable graph says nothing: no quantization reported
-        return None
+    # what a truncated or foreign flatbuffer raises: bad offsets, a missing table (None)
+    except (AttributeError, IndexError, struct.error, UnicodeDecodeError) as exc:
+        _log.debug("cannot read an optimized graph", exc_info=True)
+        return f"its optimized graph is unreadable ({type(exc).__name__}: {exc})"
 
 
-def _ort_operators_of_file(path: Path) -> list[str] | None:
+def _inspection_of_file(path: Path) -> _Inspection:
     try:
         data = path.read_bytes()
-    except OSError:
-        return None
-    return _ort_operators(data)
+    except OSError as exc:
+        _log.debug("cannot read the optimized graph %s", path, exc_info=True)
+        return f"its optimized graph could not be read back ({exc.strerror or exc})"
+    return _inspection(data)
 
 
-def _quantization(operators: Sequence[str], hinted: str, quantized: bool) -> Quantization | None:
+def _quantization(
+    operators: _Inspection, hinted: str, *, quantized: bool, asked: bool
+) -> Quantization | None:
+    """How much runs INT8 in the optimized graph's ``operators``; unknown (never float)
+    for a quantized model whose graph could not be read."""
+    if isinstance(operators, str):
+        return unknown(hinted, operators) if quantized else None
     layers = [
         (operator in _INT8_OPERATORS, hinted)
         for operator in operators
         if operator in _INT8_OPERATORS or operator in _FLOAT_OPERATORS
     ]
-    return summarize(layers, quantized_graph=quantized, default_float=hinted)
+    return summarize(layers, quantized_graph=quantized, default_float=hinted, asked=asked)
 
 
 @dataclass(frozen=True)

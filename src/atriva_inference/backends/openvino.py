@@ -3,6 +3,7 @@ and SavedModel directories, TensorFlow Lite (.tflite) and PaddlePaddle (.pdmodel
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 import threading
@@ -27,7 +28,7 @@ from ..errors import (
     ModelClosedError,
     ModelLoadError,
 )
-from ..precision import Quantization, label, summarize
+from ..precision import Quantization, label, summarize, unknown
 from ..profiling import LayerRecord
 from ..tensor import TensorInfo
 from . import onnx_graph
@@ -106,6 +107,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 _translate = ErrorTranslator(describe=_first_line)
+_log = logging.getLogger(__name__)
 
 
 def _layout_of(port: Any) -> str | None:
@@ -391,14 +393,18 @@ def _quantization(
 ) -> Quantization | None:
     """What the compiled model really runs in INT8, from its runtime graph (read once, at
     load; an imported cache blob has one too). A model without FakeQuantize (ONNX Q/DQ pairs
-    become FakeQuantize) is a float model and is not inspected unless ``inspect``."""
+    become FakeQuantize) is a float model and is not inspected unless ``inspect``; a
+    quantized one whose runtime graph cannot be read is reported unknown, never float."""
     quantized = any(op.get_type_name() == "FakeQuantize" for op in source.get_ops())
     if not quantized and not inspect:
         return None
     try:
         runtime = compiled.get_runtime_model()
-    except RuntimeError:  # a plugin without a runtime graph: nothing can be said
-        return None
+    except RuntimeError as exc:  # a plugin without a runtime graph
+        _log.debug("no runtime graph to count INT8 layers in", exc_info=True)
+        if not quantized:
+            return None
+        return unknown(hinted, f"OpenVINO gave no runtime graph ({_first_line(exc)})")
     layers = []
     for op in runtime.get_ops():
         info = op.get_rt_info()
@@ -410,7 +416,7 @@ def _quantization(
         layers.append(
             (precision in _INT8_PRECISIONS, _PRECISION_NAMES.get(precision, precision.upper()))
         )
-    return summarize(layers, quantized_graph=quantized or inspect, default_float=hinted)
+    return summarize(layers, quantized_graph=quantized, default_float=hinted, asked=inspect)
 
 
 def _free_dims(model: Any, hints: dict[str, str], names: list[str]) -> None:
