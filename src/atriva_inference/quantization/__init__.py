@@ -8,14 +8,27 @@ both through :class:`~atriva_inference.InferenceRuntime` and compares them on he
 frames: latency (paired, interleaved, one run) and an accuracy metric. The
 :class:`QuantReport` says whether INT8 is worth it (``passed``, ``reasons``).
 
+The comparison metrics (cosine, top1, matched-box IoU) and the output differences are in
+:mod:`atriva_inference.quantization.compare`; ``atriva-infer bench --against`` reports them
+too, with the same numbers.
+
 Needs the ``[quantize]`` extra (NNCF; ONNX Runtime for ONNX models). See
 ``docs/quantization.md``.
 """
 
 from __future__ import annotations
 
-from .compare import DECODERS, METRICS
-from .core import BACKENDS, default_output, quantize
+from .compare import DECODERS, METRICS, Decoder
+from .core import BACKENDS, ProgressFn, default_output, quantize
 from .report import QuantReport
 
-__all__ = ["BACKENDS", "DECODERS", "METRICS", "QuantReport", "default_output", "quantize"]
+__all__ = [
+    "BACKENDS",
+    "DECODERS",
+    "METRICS",
+    "Decoder",
+    "ProgressFn",
+    "QuantReport",
+    "default_output",
+    "quantize",
+]

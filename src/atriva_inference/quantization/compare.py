@@ -1,19 +1,31 @@
-"""f32 against INT8 on held-out frames: paired latency and the accuracy metrics.
+"""f32 against INT8 on held-out frames: paired latency, and the comparison metrics that
+``quantize`` and ``atriva-infer bench --against`` both report (one implementation, so the
+two give the same numbers for the same outputs).
 
 Metrics (``value`` is the agreement, ``drop = 1 - value``):
 
-* ``"cosine"``: the worst cosine similarity between an f32 output and its INT8 twin over
-  every output of every held-out frame (a raw-output check: strict, model-agnostic);
-* ``"top1"``: the share of held-out frames whose first output has the same arg-max (the
-  last axis) in f32 and INT8 (classifiers);
-* ``"iou"``: detections decoded from both (``decode``), each f32 box matched to the INT8
-  box of the same class it overlaps most (greedy, one to one); a frame scores the sum of
-  the matched IoUs over ``max(f32 boxes, INT8 boxes)`` (a missed or extra box counts 0;
-  a frame where neither finds anything scores 1); ``value`` is the mean over frames.
+* ``"cosine"``: the worst cosine similarity between a reference output and the other
+  model's (each output flattened) over every output of every frame (a raw-output check:
+  strict, model-agnostic);
+* ``"top1"``: the share of samples (the first axis of the first output, over every frame)
+  whose arg-max over all the other axes agrees (classifiers: scores shaped ``[N, C]`` or
+  ``[N, C, 1, 1]`` alike; an arg-max over the last axis alone would compare the 1-wide
+  rows of the latter and always agree);
+* ``"iou"``: detections decoded from both (``decode``), each reference box matched to the
+  other's box of the same class it overlaps most (greedy, one to one); a frame scores the
+  sum of the matched IoUs over ``max(reference boxes, other boxes)`` (a missed or extra box
+  counts 0; a frame where neither finds anything scores 1); ``value`` is the mean over
+  frames.
+
+And the differences (:func:`output_difference`): the largest ``|other - reference|`` of an
+output, and that over the largest ``|reference|`` of the same output (relative to the
+output's range: an elementwise ratio explodes on values near zero, and is infinite where
+the reference is exactly 0, as after a ReLU).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,16 +34,32 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import kind_of
 from ..errors import InvalidInputError
 from ..vision import Detections, decode_centerface, decode_tf_detections, iou
 
-__all__ = ["DECODERS", "METRICS", "Comparison", "compare", "resolve_decoder"]
+__all__ = [
+    "DECODERS",
+    "METRICS",
+    "Comparison",
+    "Decoder",
+    "Outputs",
+    "compare",
+    "cosine_similarity",
+    "match_outputs",
+    "matched_iou",
+    "max_differences",
+    "metric_summary",
+    "output_difference",
+    "resolve_decoder",
+    "top1_agreement",
+]
 
 METRICS = ("cosine", "top1", "iou")
 
-#: ``decode(outputs, frame) -> Detections``: the arrays of one frame's outputs by name, and
-#: the uint8 HWC frame that went in (decoders scale boxes to it).
 Decoder = Callable[[Mapping[str, np.ndarray], np.ndarray], Detections]
+"""``decode(outputs, frame) -> Detections``: the arrays of one frame's outputs by name, and
+the uint8 HWC frame that went in (decoders scale boxes to it)."""
 
 
 def _centerface(outputs: Mapping[str, np.ndarray], frame: np.ndarray) -> Detections:
@@ -70,8 +98,17 @@ def resolve_decoder(decode: Decoder | str | None, metric: str) -> Decoder | None
     return decode
 
 
+Outputs = Sequence[Mapping[str, np.ndarray]]
+"""The outputs of a model on a sequence of frames: one ``{output name: array}`` per frame."""
+
+
 @dataclass(frozen=True)
 class Comparison:
+    """What :func:`compare` measured: the median latency of each model (ms), the speed-up
+    (median of the paired ``f32 / int8`` ratios), the metric's ``value``, the largest
+    absolute and relative difference of any output (:func:`output_difference`), and how
+    many timed pairs the latency is from."""
+
     f32_ms: float
     int8_ms: float
     speedup: float
@@ -123,8 +160,10 @@ def compare(
             done += 1
             if progress is not None:
                 progress(done, total)
-    absolute, relative = _differences(outputs["f32"], outputs["int8"])
-    value = _METRIC_FUNCTIONS[metric](outputs["f32"], outputs["int8"], frames, decode)
+    differences, _ = max_differences(outputs["int8"], outputs["f32"])
+    absolute = max((d[0] for d in differences.values()), default=0.0)
+    relative = max((d[1] for d in differences.values()), default=0.0)
+    value = metric_summary(metric, outputs["int8"], outputs["f32"], frames, decode)["value"]
     ratios = [a / b for a, b in zip(times["f32"], times["int8"]) if b > 0]
     return Comparison(
         f32_ms=statistics.median(times["f32"]),
@@ -137,58 +176,162 @@ def compare(
     )
 
 
-Outputs = list[dict[str, np.ndarray]]
+# -- differences and metrics -----------------------------------------------------------------
+def output_difference(a: Any, b: Any) -> tuple[float, float]:
+    """``(max abs, max rel)`` difference of ``a`` from the reference ``b`` (same shape).
+
+    ``max abs`` is the largest ``|a - b|``; ``max rel`` is that over the largest finite
+    ``|b|`` (the output's range; 0 when both are all zeros, ``inf`` when only ``b`` is).
+    Equal infinities and NaN against NaN count as equal, NaN against a number as ``inf``.
+    Non-numeric outputs (strings) give ``(0, 0)`` when equal, else ``(inf, inf)``.
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+    if a.size == 0:
+        return 0.0, 0.0
+    kinds = kind_of(a.dtype) + kind_of(b.dtype)
+    if any(kind not in "biufc" for kind in kinds):
+        same = bool(np.array_equal(a, b))
+        return (0.0, 0.0) if same else (math.inf, math.inf)
+    wide = np.complex128 if "c" in kinds else np.float64
+    x = a.astype(wide)
+    y = b.astype(wide)
+    with np.errstate(invalid="ignore", over="ignore"):
+        equal = (x == y) | (np.isnan(x) & np.isnan(y))
+        absolute = np.where(equal, 0.0, np.abs(x - y))
+        absolute = np.where(np.isnan(absolute), math.inf, absolute)  # NaN against a number
+        magnitude = np.abs(y)
+    largest = float(absolute.max())
+    finite = magnitude[np.isfinite(magnitude)]
+    peak = float(finite.max()) if finite.size else 0.0
+    if largest == 0.0:
+        return 0.0, 0.0
+    return largest, (largest / peak if peak > 0 else math.inf)
 
 
-def _differences(reference: Outputs, other: Outputs) -> tuple[float, float]:
-    """Max ``|f32 - int8|`` and that over the largest ``|f32|`` of the same output (relative
-    to the output's range: an elementwise ratio explodes on values near zero)."""
-    absolute = relative = 0.0
-    for ref, got in zip(reference, other):
-        for name, a in ref.items():
-            a64, b64 = a.astype(np.float64), got[name].astype(np.float64)
-            diff = float(np.max(np.abs(a64 - b64))) if a.size else 0.0
-            peak = float(np.max(np.abs(a64))) if a.size else 0.0
-            absolute = max(absolute, diff)
-            relative = max(relative, diff / peak if peak > 0 else (0.0 if diff == 0 else np.inf))
-    return absolute, relative
+def match_outputs(
+    names: Sequence[str], reference: Sequence[str]
+) -> tuple[dict[str, str], list[str]]:
+    """``{reference output: output}``: by name; by position when no name matches but the
+    counts do (a converter renamed them); notes say which way and what is missing."""
+    common = [name for name in reference if name in names]
+    if not common and len(names) == len(reference) and names:
+        return dict(zip(reference, names)), [
+            f"outputs matched by position ({', '.join(names)} vs {', '.join(reference)})"
+        ]
+    return {name: name for name in common}, [
+        f"output '{name}' missing" for name in reference if name not in names
+    ]
 
 
-def _cosine(reference: Outputs, other: Outputs, frames: Any, decode: Any) -> float:
-    worst = 1.0
-    for ref, got in zip(reference, other):
-        for name, a in ref.items():
-            x, y = a.astype(np.float64).ravel(), got[name].astype(np.float64).ravel()
-            norms = float(np.linalg.norm(x) * np.linalg.norm(y))
-            if norms == 0:
-                cosine = 1.0 if not (x.any() or y.any()) else 0.0
-            else:
-                cosine = float(np.dot(x, y) / norms)
-            worst = min(worst, cosine)
-    return worst
+def max_differences(
+    outputs: Outputs, reference: Outputs
+) -> tuple[dict[str, tuple[float, float]], list[str]]:
+    """Per reference output, the largest :func:`output_difference` over the frames
+    (``outputs[i]`` against ``reference[i]``), and notes on outputs that could not be
+    compared (missing, or of another shape)."""
+    if not outputs or not reference:
+        return {}, []
+    pairs, notes = match_outputs(list(outputs[0]), list(reference[0]))
+    differences: dict[str, tuple[float, float]] = {}
+    for ref_name, name in pairs.items():
+        try:
+            found = [
+                output_difference(out[name], ref[ref_name]) for out, ref in zip(outputs, reference)
+            ]
+        except ValueError as exc:
+            notes.append(f"output '{ref_name}': {exc}")
+            continue
+        differences[ref_name] = (max(f[0] for f in found), max(f[1] for f in found))
+    return differences, notes
 
 
-def _top1(reference: Outputs, other: Outputs, frames: Any, decode: Any) -> float:
-    agree = total = 0
-    for ref, got in zip(reference, other):
-        name = next(iter(ref))
-        a, b = ref[name], got[name]
-        if a.ndim == 0:
-            raise InvalidInputError(
-                f"metric 'top1' needs class scores, output '{name}' is a scalar; use 'cosine'"
-            )
-        a2, b2 = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
-        agree += int(np.sum(np.argmax(a2, axis=-1) == np.argmax(b2, axis=-1)))
-        total += len(a2)
-    return agree / total if total else 1.0
+def cosine_similarity(a: Any, b: Any) -> float:
+    """Cosine of the angle between ``a`` and ``b`` flattened (1.0: same direction); two zero
+    arrays count as 1.0, one zero array against another as 0.0."""
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    norms = float(np.linalg.norm(x) * np.linalg.norm(y))
+    if norms == 0.0:
+        return 1.0 if not (x.any() or y.any()) else 0.0
+    return float(np.dot(x, y) / norms)
 
 
-def _iou(reference: Outputs, other: Outputs, frames: Sequence[np.ndarray], decode: Any) -> float:
-    scores = []
-    for ref, got, frame in zip(reference, other, frames):
-        first, second = decode(ref, frame), decode(got, frame)
-        scores.append(matched_iou(first, second))
-    return float(np.mean(scores)) if scores else 1.0
+def top1_agreement(a: Any, b: Any) -> tuple[int, int]:
+    """``(agreeing, samples)``: how many samples (first axis) of ``a`` and ``b`` have the same
+    argmax over the rest of their values (a classifier's top-1 class; a 1-D ``a`` is one
+    sample)."""
+    x = np.asarray(a)
+    y = np.asarray(b)
+    if x.shape != y.shape:
+        raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
+    if x.ndim == 0 or x.size == 0:
+        raise ValueError(f"expected scores per sample, got shape {tuple(x.shape)}")
+    rows = x.shape[0] if x.ndim > 1 else 1
+    same = x.reshape(rows, -1).argmax(axis=1) == y.reshape(rows, -1).argmax(axis=1)
+    return int(same.sum()), int(same.size)
+
+
+def metric_summary(
+    metric: str,
+    outputs: Outputs,
+    reference: Outputs,
+    frames: Sequence[np.ndarray] | None = None,
+    decode: Decoder | None = None,
+) -> dict[str, Any]:
+    """``metric`` (one of :data:`METRICS`) of ``outputs`` against ``reference`` (one dict
+    per frame, matched as :func:`max_differences` matches them): ``{"name", "value", ...}``
+    with ``"per_output"`` (cosine: the lowest of each output), ``"output"``, ``"agree"``,
+    ``"samples"`` (top1) or ``"frames"`` (iou). ``iou`` needs ``decode`` and ``frames`` (the
+    uint8 HWC frame each output came from). ``InvalidInputError`` when the outputs do not
+    allow the metric (nothing to compare, a scalar for top1, shapes that differ)."""
+    if metric not in METRICS:
+        raise InvalidInputError(f"metric: expected one of {', '.join(METRICS)}, got {metric!r}")
+    if not outputs or not reference:
+        raise InvalidInputError(f"metric '{metric}': no outputs to compare")
+    pairs, _ = match_outputs(list(outputs[0]), list(reference[0]))
+    if not pairs:
+        raise InvalidInputError(f"metric '{metric}': no output of the two models matches")
+    try:
+        if metric == "top1":
+            ref_name = next(iter(reference[0]))
+            if ref_name not in pairs:
+                raise InvalidInputError(f"metric 'top1': output '{ref_name}' missing")
+            counts = [
+                top1_agreement(out[pairs[ref_name]], ref[ref_name])
+                for out, ref in zip(outputs, reference)
+            ]
+            agree, total = sum(c[0] for c in counts), sum(c[1] for c in counts)
+            return {
+                "name": "top1",
+                "output": ref_name,
+                "agree": agree,
+                "samples": total,
+                "value": agree / total,
+            }
+        if metric == "cosine":
+            per_output = {
+                ref_name: min(
+                    cosine_similarity(out[name], ref[ref_name])
+                    for out, ref in zip(outputs, reference)
+                )
+                for ref_name, name in pairs.items()
+            }
+            return {"name": "cosine", "per_output": per_output, "value": min(per_output.values())}
+    except ValueError as exc:
+        raise InvalidInputError(f"metric '{metric}': {exc}") from exc
+    if decode is None or frames is None:
+        raise InvalidInputError(
+            f"metric 'iou' compares detections: pass decode= (one of {', '.join(DECODERS)}, "
+            f"or a callable (outputs, frame) -> Detections) and the frames"
+        )
+    scores = [
+        matched_iou(decode(ref, frame), decode(out, frame))
+        for out, ref, frame in zip(outputs, reference, frames)
+    ]
+    return {"name": "iou", "frames": len(scores), "value": float(np.mean(scores))}
 
 
 def matched_iou(first: Detections, second: Detections) -> float:
@@ -207,6 +350,3 @@ def matched_iou(first: Detections, second: Detections) -> float:
         overlaps[row, :] = 0.0
         overlaps[:, column] = 0.0
     return total / max(len(first), len(second))
-
-
-_METRIC_FUNCTIONS = {"cosine": _cosine, "top1": _top1, "iou": _iou}

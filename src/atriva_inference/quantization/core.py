@@ -21,15 +21,16 @@ from .compare import METRICS, Decoder, compare, resolve_decoder
 from .quantizers import INSTALL_HINT, quantize_nncf, quantize_onnxruntime
 from .report import QuantReport
 
-__all__ = ["BACKENDS", "default_output", "quantize"]
+__all__ = ["BACKENDS", "ProgressFn", "default_output", "quantize"]
 
 #: The backends that quantize, and the file each writes.
 BACKENDS = {"openvino": ".xml", "onnxruntime": ".onnx"}
 
-#: ``progress(stage, done, total)``: ``stage`` is ``"calibrating"`` (calibration samples
-#: consumed), a later stage of NNCF's under its own name (e.g. ``"applying fast bias
-#: correction"``), or ``"comparing"`` (held-out frames run through both models).
 ProgressFn = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: ``stage`` is ``"calibrating"`` (calibration samples
+consumed), a later stage of NNCF's under its own name (e.g. ``"applying fast bias
+correction"``), or ``"comparing"`` (held-out frames run through both models); ``total`` 0
+when not known beforehand."""
 
 
 def default_output(model_path: str | os.PathLike[str], backend: str) -> Path:
