@@ -230,3 +230,25 @@ def test_dynamic_frees_declared_static_dims(
     assert "iterations:  3" in capsys.readouterr().out
     assert main(["bench", model, "--backend", backend, "--shape", "2x3x12x20", "-n", "3"]) == 2
     assert "does not fit" in capsys.readouterr().err
+
+
+def test_progress_displays_draw_only_on_a_terminal(monkeypatch, capsys) -> None:
+    """Both displays (bench's bar per model, quantize's bar per stage) share
+    options.TerminalProgress: nothing off a terminal, a transient display on one."""
+    from atriva_inference.cli.app import _ProgressBar
+    from atriva_inference.cli.quantize import _Progress
+
+    with _ProgressBar(None, 10) as bar, _Progress() as stages:
+        assert bar.task("model") is None and bar.progress is None and stages.progress is None
+        stages.update("calibrating", 1, 2)  # nothing to draw on
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with _ProgressBar(None, 10) as bar, _Progress() as stages:
+        update = bar.task("model")
+        assert update is not None
+        update(5, 0.1)
+        stages.update("calibrating", 1, 2)
+        stages.update("comparing", 3, 0)  # total unknown
+        tasks = {task.description: task for task in stages.progress.tasks}
+        assert tasks["calibrating"].completed == 1 and tasks["f32 vs INT8"].total is None
+        assert bar.progress.tasks[0].completed == 5

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from atriva_inference import InferenceRuntime
-from atriva_inference.cli.bench import (
-    against,
+from atriva_inference.cli.bench import against, quantization_text
+from atriva_inference.quantization import compare as quantization_compare
+from atriva_inference.quantization.compare import (
     cosine_similarity,
     max_differences,
-    quantization_text,
     top1_agreement,
 )
+from atriva_inference.vision.images import read_frames, resize_frame
 from tests.cli.test_bench import _bench
 
 pytest.importorskip("openvino")
@@ -83,6 +84,20 @@ def test_a_file_against_itself_is_identical(models, capsys, tmp_path):
     assert other["outputs"] == {"output": {"max_abs": 0.0, "max_rel": 0.0}}
     assert other["metric"]["value"] == pytest.approx(1.0)
     assert other["quantization"] is None
+
+
+def test_against_profile_covers_every_measured_round(models, capsys):
+    """--profile: each model's profile adds up its measured runs of every round (measure()
+    resets profiling per round), without the warm-up or the output comparison's runs."""
+    code, out, err = _bench(
+        capsys, models["onnx"], "--against", models["onnx"], "--profile", "--backend",
+        "onnxruntime", "--iterations", "9", "--warmup", "1",
+    )  # fmt: skip
+    assert code == 0, err
+    for label in ("MODEL", "OTHER"):
+        assert f"{label} profile: the 9 measured runs of its 9 rounds" in out
+    runs = [line.split()[1] for line in out.splitlines() if line.startswith("runs ")]
+    assert runs == ["9", "9"]
 
 
 @pytest.mark.parametrize(
@@ -170,3 +185,32 @@ def test_compare_shows_what_runs_in_int8_on_each_backend(classifier_pair, capsys
     assert [row["precision"] for row in rows] == ["INT8", "INT8"]
     assert all("compute layers in INT8" in row["quantization"] for row in rows)
     assert out.count("    quantization: ") == 2
+
+
+@pytest.mark.parametrize("metric", ["cosine", "top1"])
+def test_bench_against_and_quantize_report_the_same_numbers(
+    classifier_pair, page_rotations, metric
+):
+    """One implementation of the metrics: on the same real f32/INT8 outputs, ``bench
+    --against`` (cli.bench.against) and ``quantize``'s comparison give equal values and
+    differences."""
+    f32_path, int8_path = classifier_pair
+    mean, scale = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+    frames = [resize_frame(f, 224, 224) for f in read_frames(page_rotations)]
+    with InferenceRuntime("onnxruntime") as runtime:
+        f32 = runtime.load_model(f32_path, mean=mean, scale=scale)
+        int8 = runtime.load_model(int8_path, mean=mean, scale=scale)
+        feeds = [runtime.tensor_from_numpy(frame, layout="HWC") for frame in frames]
+        quantized = quantization_compare.compare(
+            f32, int8, feeds, frames, metric=metric, decode=None, min_pairs=1
+        )
+        rows = against(
+            [f32, int8], [{"x": feed} for feed in feeds], iterations=1, warmup=0, metric=metric
+        )
+    other = rows[1]
+    assert 0 < quantized.value <= 1
+    assert other.metric["value"] == pytest.approx(quantized.value, abs=1e-12)
+    assert other.max_difference() == pytest.approx(
+        (quantized.max_abs_diff, quantized.max_rel_diff), rel=1e-12
+    )
+    assert 0 < quantized.max_rel_diff < 1  # over the output's range: finite, unlike elementwise

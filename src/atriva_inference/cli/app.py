@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from .options import (
     EXIT_BUG,
     EXIT_ERROR,
     PROG,
+    TerminalProgress,
     check_writable,
     preparation,
     write_json,
@@ -118,47 +119,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 # -- bench ---------------------------------------------------------------------------------
-class _ProgressBar:
-    """A transient ``rich`` progress bar on stderr, only when stderr is a terminal."""
+class _ProgressBar(TerminalProgress):
+    """A transient ``rich`` progress bar per measured model on stderr, only when stderr is a
+    terminal."""
+
+    options: ClassVar[dict[str, Any]] = {"auto_refresh": False}
 
     def __init__(self, seconds: float | None, iterations: int | None) -> None:
+        super().__init__()
         self._seconds = seconds
         self._iterations = iterations
-        self._progress: Any = None
 
-    def __enter__(self) -> _ProgressBar:
-        if not sys.stderr.isatty():
-            return self
-        from rich.console import Console
+    def columns(self) -> list[Any]:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
-            Progress,
             TaskProgressColumn,
             TextColumn,
             TimeElapsedColumn,
         )
 
         count = MofNCompleteColumn() if self._iterations is not None else TaskProgressColumn()
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            count,
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-            auto_refresh=False,  # no refresh thread competing with the measured loop
-        )
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        return [TextColumn("{task.description}"), BarColumn(), count, TimeElapsedColumn()]
 
     def task(self, label: str) -> bench.ProgressFn | None:
         """A callback for :func:`bench.measure` that advances a new bar named ``label``."""
-        progress = self._progress
+        progress = self.progress
         if progress is None:
             return None
         by_count = self._iterations is not None
@@ -494,9 +480,14 @@ def _bench_against(
         )
         _print_against(rows, args.metric)
         if args.profile:
-            for model in models:
+            for index, row in enumerate(rows):
                 print()
-                print(model.get_profiling())
+                print(
+                    f"{'MODEL' if index == 0 else 'OTHER'} profile: the {row.result.iterations} "
+                    f"measured runs of its {len(row.round_fps)} rounds (not warm-up, not the "
+                    "output comparison)"
+                )
+                print(row.result.profile)
         if args.json is not None:
             data: dict[str, Any] = {
                 "model": args.model,

@@ -15,17 +15,23 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 import numpy as np
 
-from ..dtypes import kind_of
 from ..errors import InferenceRuntimeError, InvalidInputError, ModelLoadError
 from ..execution import AsyncQueue
 from ..model import Model
 from ..profiling import CallTimes, Profile
+from ..quantization.compare import (
+    cosine_similarity,
+    max_differences,
+    metric_summary,
+    output_difference,
+    top1_agreement,
+)
 from ..runtime import InferenceRuntime
 from ..tensor import TensorInfo
 from .text import one_line
@@ -48,6 +54,7 @@ __all__ = [
     "feed_list",
     "max_differences",
     "measure",
+    "merge_profiles",
     "output_difference",
     "quantization_text",
     "run_outputs",
@@ -62,7 +69,8 @@ DEFAULT_WARMUP = 5
 DEFAULT_REQUESTS: int | None = None  # the backend's optimal number of requests in flight
 #: Interleaved rounds of :func:`against`: each model runs a block per round, in turn.
 DEFAULT_ROUNDS = 10
-#: Summaries :func:`against` computes on the outputs besides the max abs / rel difference.
+#: Summaries :func:`against` computes on the outputs besides the max abs / rel difference
+#: (:func:`atriva_inference.quantization.compare.metric_summary`, as ``quantize`` reports them).
 METRICS = ("top1", "cosine")
 
 #: ``progress(iterations_done, seconds_elapsed)``, called every
@@ -250,37 +258,6 @@ def _feed_queue(
 
 
 # -- comparing -----------------------------------------------------------------------------
-def output_difference(a: Any, b: Any) -> tuple[float, float]:
-    """``(max abs, max rel)`` difference of ``a`` from the reference ``b`` (same shape).
-
-    Elementwise ``|a - b|`` and ``|a - b| / |b|``; where ``b`` is 0 the relative difference
-    is 0 if ``a`` is 0 too, else ``inf``. Equal infinities and NaN against NaN count as
-    equal. Non-numeric outputs (strings) give ``(0, 0)`` when equal, else ``(inf, inf)``.
-    """
-    a = np.asarray(a)
-    b = np.asarray(b)
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
-    if a.size == 0:
-        return 0.0, 0.0
-    kinds = kind_of(a.dtype) + kind_of(b.dtype)
-    if any(kind not in "biufc" for kind in kinds):
-        same = bool(np.array_equal(a, b))
-        return (0.0, 0.0) if same else (math.inf, math.inf)
-    wide = np.complex128 if "c" in kinds else np.float64
-    x = a.astype(wide)
-    y = b.astype(wide)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        equal = (x == y) | (np.isnan(x) & np.isnan(y))
-        absolute = np.where(equal, 0.0, np.abs(x - y))
-        absolute = np.where(np.isnan(absolute), math.inf, absolute)  # NaN against a number
-        scale = np.abs(y)
-        relative = np.where(
-            equal, 0.0, np.where(scale > 0, absolute / np.where(scale > 0, scale, 1.0), math.inf)
-        )
-    return float(absolute.max()), float(relative.max())
-
-
 @dataclass(frozen=True)
 class Config:
     """One column of a comparison: a backend and a requested precision (``None``: own)."""
@@ -460,66 +437,6 @@ def run_outputs(model: Model, feeds: Sequence[Mapping[str, Any]]) -> list[dict[s
     return [{name: t.to_numpy() for name, t in model.run(feed).items()} for feed in feeds]
 
 
-def _matching(names: Sequence[str], reference: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """``{reference output: output}``: by name; by position when no name matches but the
-    counts do (a converter renamed them); notes say which way and what is missing."""
-    common = [name for name in reference if name in names]
-    if not common and len(names) == len(reference) and names:
-        return dict(zip(reference, names)), [
-            f"outputs matched by position ({', '.join(names)} vs {', '.join(reference)})"
-        ]
-    return {name: name for name in common}, [
-        f"output '{name}' missing" for name in reference if name not in names
-    ]
-
-
-def max_differences(
-    outputs: Sequence[Mapping[str, np.ndarray]], reference: Sequence[Mapping[str, np.ndarray]]
-) -> tuple[dict[str, tuple[float, float]], list[str]]:
-    """Per reference output, the largest :func:`output_difference` over the feeds
-    (``outputs[i]`` against ``reference[i]``), and notes on outputs that could not be
-    compared (missing, or of another shape)."""
-    if not outputs or not reference:
-        return {}, []
-    pairs, notes = _matching(list(outputs[0]), list(reference[0]))
-    differences: dict[str, tuple[float, float]] = {}
-    for ref_name, name in pairs.items():
-        try:
-            found = [
-                output_difference(out[name], ref[ref_name]) for out, ref in zip(outputs, reference)
-            ]
-        except ValueError as exc:
-            notes.append(f"output '{ref_name}': {exc}")
-            continue
-        differences[ref_name] = (max(f[0] for f in found), max(f[1] for f in found))
-    return differences, notes
-
-
-def cosine_similarity(a: Any, b: Any) -> float:
-    """Cosine of the angle between ``a`` and ``b`` flattened (1.0: same direction); two zero
-    arrays count as 1.0, one zero array against another as 0.0."""
-    x = np.asarray(a, dtype=np.float64).ravel()
-    y = np.asarray(b, dtype=np.float64).ravel()
-    norms = float(np.linalg.norm(x) * np.linalg.norm(y))
-    if norms == 0.0:
-        return 1.0 if not (x.any() or y.any()) else 0.0
-    return float(np.dot(x, y) / norms)
-
-
-def top1_agreement(a: Any, b: Any) -> tuple[int, int]:
-    """``(agreeing, samples)``: how many samples (first axis) of ``a`` and ``b`` have the same
-    argmax over the rest of their values (a classifier's top-1 class)."""
-    x = np.asarray(a)
-    y = np.asarray(b)
-    if x.shape != y.shape:
-        raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
-    if x.ndim == 0 or x.size == 0:
-        raise ValueError(f"expected scores per sample, got shape {tuple(x.shape)}")
-    rows = x.shape[0] if x.ndim > 1 else 1
-    same = x.reshape(rows, -1).argmax(axis=1) == y.reshape(rows, -1).argmax(axis=1)
-    return int(same.sum()), int(same.size)
-
-
 def quantization_text(model: Any, none: str = "none (float model)") -> str:
     """What ``model.quantization`` says (how much runs in INT8), or ``none`` for a float
     model (or a runtime without the attribute)."""
@@ -570,7 +487,7 @@ class AgainstRow:
 
 
 def _merge(results: Sequence[BenchResult]) -> BenchResult:
-    """One result of several rounds: their latencies and wall times added up."""
+    """One result of several rounds: their latencies, wall times and profiles added up."""
     return BenchResult(
         mode=results[0].mode,
         iterations=sum(r.iterations for r in results),
@@ -578,6 +495,33 @@ def _merge(results: Sequence[BenchResult]) -> BenchResult:
         latencies_ns=np.concatenate([r.latencies_ns for r in results]),
         requests=results[-1].requests,
         warmup=results[0].warmup,
+        profile=merge_profiles([r.profile for r in results if r.profile is not None]),
+    )
+
+
+def merge_profiles(profiles: Sequence[Profile]) -> Profile | None:
+    """One profile of several measured rounds (each :func:`measure` resets the model's
+    profiling first): runs, times and each layer's time and count added up, the runs'
+    timelines joined; shapes, compile time and quantization from the last."""
+    if not profiles:
+        return None
+    layers: dict[tuple[str, str], Any] = {}
+    for profile in profiles:
+        for layer in profile.layers:
+            key = (layer.name, layer.type)
+            if key in layers:
+                total = layers[key]
+                total.time_ms += layer.time_ms
+                total.count += layer.count
+            else:
+                layers[key] = replace(layer)
+    return replace(
+        profiles[-1],
+        runs=sum(p.runs for p in profiles),
+        wall_time_ms=sum(p.wall_time_ms for p in profiles),
+        device_time_ms=sum(p.device_time_ms for p in profiles),
+        layers=list(layers.values()),
+        timeline=[event for p in profiles for event in p.timeline],
     )
 
 
@@ -586,42 +530,6 @@ def _offset(progress: ProgressFn | None, done: int, elapsed: float) -> ProgressF
     if progress is None:
         return None
     return lambda count, seconds: progress(done + count, elapsed + seconds)
-
-
-def _metric(
-    metric: str, outputs: list[dict[str, np.ndarray]], reference: list[dict[str, np.ndarray]]
-) -> dict[str, Any]:
-    """``top1``: argmax agreement of the first output; ``cosine``: the lowest cosine
-    similarity of each output over the feeds, and the lowest of them all."""
-    pairs, _ = _matching(list(outputs[0]), list(reference[0]))
-    if not pairs:
-        return {"error": "no output to compare"}
-    try:
-        if metric == "top1":
-            ref_name = next(iter(reference[0]))
-            if ref_name not in pairs:
-                return {"error": f"output '{ref_name}' missing"}
-            counts = [
-                top1_agreement(out[pairs[ref_name]], ref[ref_name])
-                for out, ref in zip(outputs, reference)
-            ]
-            agree, total = sum(c[0] for c in counts), sum(c[1] for c in counts)
-            return {
-                "name": "top1",
-                "output": ref_name,
-                "agree": agree,
-                "samples": total,
-                "value": agree / total,
-            }
-        per_output = {
-            ref_name: min(
-                cosine_similarity(out[name], ref[ref_name]) for out, ref in zip(outputs, reference)
-            )
-            for ref_name, name in pairs.items()
-        }
-        return {"name": "cosine", "per_output": per_output, "value": min(per_output.values())}
-    except ValueError as exc:
-        return {"error": one_line(exc)}
 
 
 def against(
@@ -703,5 +611,8 @@ def against(
         if row is not first:
             row.differences, row.difference_notes = max_differences(row.outputs, first.outputs)
             if metric is not None:
-                row.metric = _metric(metric, row.outputs, first.outputs)
+                try:
+                    row.metric = metric_summary(metric, row.outputs, first.outputs)
+                except InvalidInputError as exc:
+                    row.metric = {"error": one_line(exc).removeprefix(f"metric '{metric}': ")}
     return rows

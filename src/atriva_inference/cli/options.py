@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from ..backends import DEFAULT_BACKENDS
 from ..errors import InvalidInputError
@@ -22,6 +23,7 @@ __all__ = [
     "EXIT_REFUSED",
     "EXIT_STATUS_HELP",
     "PROG",
+    "TerminalProgress",
     "add_load_options",
     "add_model_options",
     "add_preparation_options",
@@ -57,6 +59,39 @@ EXIT_STATUS_HELP = (
 )
 
 Number = TypeVar("Number", int, float)
+
+
+class TerminalProgress:
+    """A transient ``rich`` progress display on stderr, started on ``with`` only when stderr
+    is a terminal (else :attr:`progress` stays ``None`` and nothing is drawn). Subclasses
+    give the columns and add tasks to :attr:`progress`."""
+
+    #: ``rich.progress.Progress`` options besides the columns (``auto_refresh=False``: no
+    #: refresh thread competing with a measured loop; the caller refreshes).
+    options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self) -> None:
+        self.progress: Any = None
+
+    def columns(self) -> list[Any]:
+        """The ``rich`` columns of the display (called only on a terminal)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        if not sys.stderr.isatty():
+            return self
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self.progress = Progress(
+            *self.columns(), console=Console(stderr=True), transient=True, **self.options
+        )
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
 
 
 def _number(

@@ -200,13 +200,15 @@ def _add_bench(commands: Any) -> None:
         "and measure both in interleaved rounds on the same inputs: per model the precision "
         "really used and how much runs in INT8, median/p90 latency, throughput, speed vs "
         "MODEL (median of per-round ratios), and OTHER's max abs / rel output difference "
-        f"from MODEL over every input ({DEFAULT_ROUNDS} rounds, each model --seconds in all)",
+        "from MODEL over every input (rel: over the largest |value| of MODEL's output) "
+        f"({DEFAULT_ROUNDS} rounds, each model --seconds in all)",
     )
     bench.add_argument(
         "--metric",
         choices=METRICS,
-        help="with --against, also: top1 (how often the argmax of the first output agrees, "
-        "for classifiers) or cosine (the lowest cosine similarity of each output)",
+        help="with --against, also: top1 (how often the argmax of the first output, over all "
+        "axes but the batch, agrees: classifiers) or cosine (the lowest cosine similarity of "
+        "each output); the same numbers as quantize reports",
     )
     bench.add_argument(
         "--inputs",

@@ -13,9 +13,11 @@ import argparse
 import sys
 from typing import Any
 
+from ..quantization.compare import DECODERS, METRICS
 from .options import (
     EXIT_REFUSED,
     PROG,
+    TerminalProgress,
     add_preparation_options,
     check_writable,
     fraction,
@@ -26,8 +28,6 @@ from .options import (
 
 __all__ = ["add_command", "run"]
 
-METRICS = ("cosine", "top1", "iou")
-DECODERS = ("centerface", "tf-od")
 STAGE_LABELS = {"calibrating": "calibrating", "comparing": "f32 vs INT8"}
 
 
@@ -102,11 +102,13 @@ def add_command(commands: Any) -> None:
         "--metric",
         choices=METRICS,
         default="cosine",
-        help="cosine: worst-output cosine similarity; top1: top-1 agreement of the first "
-        "output; iou: matched-box IoU of decoded detections (needs --decoder). Default: cosine",
+        help="cosine: the worst cosine similarity of an output (flattened) over the held-out "
+        "frames; top1: how often the argmax of the first output, over all axes but the batch, "
+        "agrees (classifiers); iou: matched-box IoU of decoded detections (needs --decoder); "
+        "the same numbers as bench --against --metric. Default: cosine",
     )
     quantize.add_argument(
-        "--decoder", choices=DECODERS, help="decoder of detections for --metric iou"
+        "--decoder", choices=list(DECODERS), help="decoder of detections for --metric iou"
     )
     quantize.add_argument(
         "--max-drop",
@@ -158,43 +160,27 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.passed else EXIT_REFUSED
 
 
-class _Progress:
+class _Progress(TerminalProgress):
     """One transient ``rich`` display on stderr, a bar per stage (calibration, NNCF's own
     stages, the comparison); nothing when stderr is not a terminal."""
 
     def __init__(self) -> None:
-        self._progress: Any = None
+        super().__init__()
         self._tasks: dict[str, Any] = {}
 
-    def __enter__(self) -> _Progress:
-        if not sys.stderr.isatty():
-            return self
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+    def columns(self) -> list[Any]:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-        self._progress = Progress(
+        return [
             TextColumn("{task.description:<28}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        ]
 
     def update(self, stage: str, done: int, total: int) -> None:
-        progress = self._progress
+        """``progress(stage, done, total)`` of :func:`atriva_inference.quantization.quantize`."""
+        progress = self.progress
         if progress is None:
             return
         task = self._tasks.get(stage)
