@@ -34,6 +34,15 @@ mismatch = _zoo_fixture(zoo.build_mismatch)
 if_branch = _zoo_fixture(zoo.build_if_branch)
 
 
+@pytest.fixture(scope="session")
+def int8_zoo(tmp_path_factory):
+    """The real INT8 builds of PP-LCNet and CenterFace (tests/int8_models.py), one folder per
+    session: each build is quantized the first time a test asks for it, then shared."""
+    from tests.int8_models import Int8Zoo
+
+    return Int8Zoo(tmp_path_factory.mktemp("int8_models"))
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     """Every usable backend: tests taking it form the conformance suite."""

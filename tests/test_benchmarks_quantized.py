@@ -42,10 +42,12 @@ INT8_KEYS = {"speedup_raw", "speedup_ours", "cosine_vs_f32", "top1_agrees_with_f
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """The classifier only (its INT8 builds take seconds; CenterFace's NNCF build longer)."""
-    directory = tmp_path_factory.mktemp("int8-bench")
-    return run_quantized(QuantizedSettings.smoke(), USABLE, directory, models=["classifier"])
+def smoke(int8_zoo):
+    """The classifier only, on the session's INT8 builds (tests/conftest.py: built once,
+    shared with tests/test_precision.py and the command-line tests)."""
+    return run_quantized(
+        QuantizedSettings.smoke(), USABLE, int8_zoo.directory, models=["classifier"]
+    )
 
 
 def test_section_is_registered():

@@ -41,9 +41,10 @@ CLASSIFIER_COMPUTE = 33
 CENTERFACE_COMPUTE = 63
 
 
-@pytest.fixture(scope="session")
-def int8(tmp_path_factory) -> Int8Zoo:
-    return Int8Zoo(tmp_path_factory.mktemp("int8_models"))
+@pytest.fixture
+def int8(int8_zoo: Int8Zoo) -> Int8Zoo:
+    """The session's INT8 builds (tests/conftest.py), shared with the other test modules."""
+    return int8_zoo
 
 
 def _depthwise_convolutions(path: Path) -> int:
