@@ -21,7 +21,7 @@ import numpy as np
 
 from .._layouts import infer_layout
 from ..dtypes import STRING, describe, kind_of
-from ..errors import BackendUnavailableError, InvalidInputError
+from ..errors import InvalidInputError
 from ..shapes import parse_shape
 from ..tensor import Tensor, TensorInfo, format_signature
 
@@ -271,7 +271,7 @@ def _npy_feeds(
 
 
 def _frame_feeds(source: str, infos: Sequence[TensorInfo]) -> tuple[list[dict[str, Any]], str]:
-    from ..vision.images import IMAGE_SUFFIXES, read_frames
+    from ..vision.images import IMAGE_SUFFIXES, read_frames, resize_frame
 
     if len(infos) != 1:
         raise InvalidInputError(
@@ -293,15 +293,23 @@ def _frame_feeds(source: str, infos: Sequence[TensorInfo]) -> tuple[list[dict[st
             f"({format_signature(info.dtype, info.shape)}, {layout}), frames are RGB (3); "
             f"pass .npy files instead"
         )
+    met: list[str] = []  # the frames' own sizes, as met
+    target: list[int] = []  # width, height: the input's, else the first frame's
+
+    def fit(frame: np.ndarray) -> np.ndarray:  # as each frame is read: only resized ones kept
+        met.append(f"{frame.shape[1]}x{frame.shape[0]}")
+        if not target:
+            target.extend((dims["W"] or frame.shape[1], dims["H"] or frame.shape[0]))
+        return resize_frame(frame, target[0], target[1])
+
     try:
-        frames = read_frames(source, limit=MAX_FRAMES)
+        images = read_frames(source, limit=MAX_FRAMES, convert=fit)
     except InvalidInputError as exc:
         message = str(exc).removeprefix("frames: ")
         raise InvalidInputError(f"--inputs {source}: {message}") from exc
-    height = dims["H"] or frames[0].shape[0]
-    width = dims["W"] or frames[0].shape[1]
-    sizes = list(dict.fromkeys(f"{f.shape[1]}x{f.shape[0]}" for f in frames))  # as met
-    images = [_resized(frame, width, height) for frame in frames]
+    width, height = target
+    sizes = list(dict.fromkeys(met))
+    frames = images
     batch = dims["N"] or 1
     feeds = [
         {
@@ -322,18 +330,3 @@ def _frame_feeds(source: str, infos: Sequence[TensorInfo]) -> tuple[list[dict[st
         f"{len(frames)} frame{'s' if len(frames) != 1 else ''} of '{source}' ({kind}), "
         f"uint8 RGB {size}{resize}, {batch} per run"
     )
-
-
-def _resized(frame: np.ndarray, width: int, height: int) -> np.ndarray:
-    """``frame`` stretched to ``width`` x ``height`` (bilinear), or itself when it fits."""
-    if frame.shape[:2] == (height, width):
-        return frame
-    try:
-        from PIL import Image
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            "resizing frames needs Pillow, which is not installed: "
-            "pip install 'atriva-inference[video]'"
-        ) from exc
-    image = Image.fromarray(frame).resize((width, height), Image.Resampling.BILINEAR)
-    return np.ascontiguousarray(np.asarray(image))
