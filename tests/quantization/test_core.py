@@ -105,6 +105,13 @@ def test_guard_reasons_one_line_each(quantized) -> None:
     assert "drop 0.25 is over max_drop 1e-09" in reason
     float_only = dataclasses.replace(report, int8_layers=0, compute_layers=33, min_speedup=0.0)
     assert "nothing runs INT8: 0 of 33" in quantization_core._guard(float_only)[0]
+    unknown = dataclasses.replace(
+        float_only,
+        compute_layers=0,
+        quantization="unknown how much runs INT8: ONNX Runtime wrote no optimized graph",
+    )
+    (reason,) = quantization_core._guard(unknown)
+    assert reason.startswith("could not tell what runs INT8 in ") and "no optimized graph" in reason
 
 
 @pytest.fixture(scope="module")

@@ -291,9 +291,11 @@ def _guard(report: QuantReport) -> list[str]:
             f"the {report.metric} drop {report.drop:.4g} is over max_drop {report.max_drop:g} "
             f"({report.metric} {report.value:.4f} on {report.held_out_frames} held-out frames)"
         )
-    if report.int8_layers == 0:
+    if report.int8_layers == 0 and report.compute_layers:
         reasons.append(
             f"nothing runs INT8: 0 of {report.compute_layers} compute layers of "
             f"'{report.output}' (the backend kept every layer in float)"
         )
+    elif report.int8_layers == 0:  # quantized, but the backend could not tell what runs INT8
+        reasons.append(f"could not tell what runs INT8 in '{report.output}': {report.quantization}")
     return reasons
