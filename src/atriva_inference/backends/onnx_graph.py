@@ -22,6 +22,7 @@ __all__ = [
     "edit_for_load",
     "edited_for_load",
     "free_dims",
+    "initializers_out_of_inputs",
     "load",
     "non_tensor_ports",
     "normalize",
@@ -155,18 +156,25 @@ def _dims(value: Any) -> tuple[int | None, ...]:
     )
 
 
-def free_dims(model: Any, hints: Mapping[str, str]) -> None:
-    """Make declared-static dims symbolic (N, H, W of image inputs; N of others), in place.
-
-    Initializers listed as graph inputs (old exporters do that) are taken out of the inputs,
-    so ONNX Runtime folds them as constants instead of warning about each one.
-    """
+def initializers_out_of_inputs(model: Any) -> None:
+    """Take initializers listed as graph inputs (old exporters do that) out of the inputs, in
+    place, so ONNX Runtime folds them as constants instead of keeping them as overridable
+    inputs (and warning about each one). IR < 4 requires them listed: left as they are."""
+    if model.ir_version < 4:
+        return
     graph = model.graph
     initializers = {initializer.name for initializer in graph.initializer}
     kept = [value for value in graph.input if value.name not in initializers]
-    if len(kept) != len(graph.input) and model.ir_version >= 4:
+    if len(kept) != len(graph.input):
         del graph.input[:]
         graph.input.extend(kept)
+
+
+def free_dims(model: Any, hints: Mapping[str, str]) -> None:
+    """Make declared-static dims symbolic (N, H, W of image inputs; N of others), in place,
+    after :func:`initializers_out_of_inputs`."""
+    initializers_out_of_inputs(model)
+    graph = model.graph
     for value in _real_inputs(model):
         shape = _dims(value)
         info = TensorInfo(value.name, shape, np.dtype(np.float32))

@@ -126,18 +126,6 @@ def _nncf_display(progress: Progress | None) -> Iterator[None]:
 
 
 # -- ONNX Runtime -> ONNX QDQ ------------------------------------------------------------------
-def _initializers_out_of_inputs(model: Any) -> None:
-    """Old exporters list weights as graph inputs too; ONNX Runtime then keeps them as
-    overridable inputs (no constant folding, a warning each). Taken out, in place."""
-    if model.ir_version < 4:
-        return
-    names = {initializer.name for initializer in model.graph.initializer}
-    kept = [value for value in model.graph.input if value.name not in names]
-    if len(kept) != len(model.graph.input):
-        del model.graph.input[:]
-        model.graph.input.extend(kept)
-
-
 class _Reader:
     """An ``onnxruntime.quantization.CalibrationDataReader`` over the frames, each made a
     tensor when asked for (one at a time, not all held)."""
@@ -214,7 +202,7 @@ def quantize_onnxruntime(
             if free_dims is not None:
                 onnx_graph.free_dims(model, {input_name: free_dims})
             else:
-                _initializers_out_of_inputs(model)
+                onnx_graph.initializers_out_of_inputs(model)
             prepared = Path(scratch) / "prepared.onnx"
             onnx.save(model, str(prepared))
             preprocessed = Path(scratch) / "preprocessed.onnx"
