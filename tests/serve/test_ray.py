@@ -100,7 +100,15 @@ def ray_server(conv, tmp_path_factory) -> Iterator[RayServer]:
             start_new_session=True,  # its own session: every Ray process it starts is in it
             # A cluster named by RAY_ADDRESS (or left by `ray start`) is not joined: without
             # --ray-address the server starts its own; this one does not even exist.
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "RAY_ADDRESS": "127.0.0.1:9"},
+            # RAY_DEDUP_LOGS=0: Ray folds log lines that differ only in numbers across
+            # processes into the first one's "[repeated Nx across cluster]", which can hide
+            # the second replica's pid from the check that both replicas served.
+            env={
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                "RAY_ADDRESS": "127.0.0.1:9",
+                "RAY_DEDUP_LOGS": "0",
+            },
         )
     server = RayServer(process, log, http_port, grpc_port)
     try:
